@@ -17,6 +17,10 @@ class Clock(Protocol):
         """Seconds since the Unix epoch, UTC."""
         ...
 
+    def now_ms(self) -> int:
+        """Milliseconds since the Unix epoch, UTC (timestamps, rate limits, latency)."""
+        ...
+
 
 class Rng(Protocol):
     def random_bytes(self, n: int) -> bytes: ...
@@ -25,6 +29,9 @@ class Rng(Protocol):
 class SystemClock:
     def now(self) -> int:
         return int(time.time())
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
 
 
 class OsRng:
@@ -36,15 +43,18 @@ class FakeClock:
     """A clock that moves only when told to."""
 
     def __init__(self, start: int = 1_790_000_000) -> None:
-        self._now = start
+        self._now_ms = start * 1000
 
     def now(self) -> int:
-        return self._now
+        return self._now_ms // 1000
 
-    def advance(self, seconds: int) -> None:
+    def now_ms(self) -> int:
+        return self._now_ms
+
+    def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("a clock does not go backwards")
-        self._now += seconds
+        self._now_ms += round(seconds * 1000)
 
 
 class SeededRng:

@@ -20,6 +20,8 @@ canonicalisation anywhere on the crypto path.
 
 from __future__ import annotations
 
+import builtins
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import Self
 
@@ -42,7 +44,7 @@ class Encoder:
     __slots__ = ("_parts",)
 
     def __init__(self, label: str) -> None:
-        self._parts: list[bytes] = []
+        self._parts: builtins.list[builtins.bytes] = []
         self.bytes(_label_bytes(label))
 
     def u8(self, value: int) -> Self:
@@ -60,7 +62,7 @@ class Encoder:
     def boolean(self, value: bool) -> Self:
         return self.u8(1 if value else 0)
 
-    def bytes(self, value: bytes) -> Self:
+    def bytes(self, value: builtins.bytes) -> Self:
         if len(value) > MAX_FIELD:
             raise ValueError("field too large to encode")
         self._parts.append(len(value).to_bytes(4, "big"))
@@ -70,10 +72,10 @@ class Encoder:
     def text(self, value: str) -> Self:
         return self.bytes(value.encode("utf-8"))
 
-    def list(self, items: Iterable[bytes]) -> Self:
+    def list(self, items: Iterable[builtins.bytes]) -> Self:
         """Append a list; the caller's order does not matter, duplicates are a bug."""
         ordered = sorted(bytes(i) for i in items)
-        for a, b in zip(ordered, ordered[1:], strict=False):
+        for a, b in itertools.pairwise(ordered):
             if a == b:
                 raise ValueError("duplicate list entry")
         self.u32(len(ordered))
@@ -81,12 +83,12 @@ class Encoder:
             self.bytes(item)
         return self
 
-    def raw(self, value: bytes) -> Self:
+    def raw(self, value: builtins.bytes) -> Self:
         """Append bytes that are already a complete encoding (a nested structure's own fields)."""
         self._parts.append(bytes(value))
         return self
 
-    def finish(self) -> bytes:
+    def finish(self) -> builtins.bytes:
         return b"".join(self._parts)
 
     def _int(self, value: int, width: int) -> Self:
@@ -101,7 +103,7 @@ class Decoder:
 
     __slots__ = ("_data", "_pos")
 
-    def __init__(self, data: bytes, label: str) -> None:
+    def __init__(self, data: builtins.bytes, label: str) -> None:
         self._data = memoryview(bytes(data))
         self._pos = 0
         if self.bytes(max_len=256) != _label_bytes(label):
@@ -125,7 +127,7 @@ class Decoder:
             raise DecodeError("boolean must be 0 or 1")
         return value == 1
 
-    def bytes(self, *, length: int | None = None, max_len: int = MAX_FIELD) -> bytes:
+    def bytes(self, *, length: int | None = None, max_len: int = MAX_FIELD) -> builtins.bytes:
         n = self.u32()
         if length is not None and n != length:
             raise DecodeError(f"expected a {length}-byte field, got {n}")
@@ -140,11 +142,13 @@ class Decoder:
         except UnicodeDecodeError:
             raise DecodeError("text field is not valid UTF-8") from None
 
-    def list(self, *, max_items: int = MAX_ITEMS, item_max_len: int = MAX_FIELD) -> list[bytes]:
+    def list(
+        self, *, max_items: int = MAX_ITEMS, item_max_len: int = MAX_FIELD
+    ) -> builtins.list[builtins.bytes]:
         count = self.u32()
         if count > max_items:
             raise DecodeError("list has too many entries")
-        items: list[bytes] = []
+        items: builtins.list[builtins.bytes] = []
         for _ in range(count):
             item = self.bytes(max_len=item_max_len)
             if items and item <= items[-1]:
@@ -162,7 +166,7 @@ class Decoder:
     def _int(self, width: int) -> int:
         return int.from_bytes(self._take(width), "big")
 
-    def _take(self, n: int) -> bytes:
+    def _take(self, n: int) -> builtins.bytes:
         end = self._pos + n
         if end > len(self._data):
             raise DecodeError("encoding ends early")

@@ -1,4 +1,4 @@
-"""Suite 1 primitives, with Koppi's strict checks in front of the library calls (docs/protocol.md §1).
+"""Suite 1 primitives, with Koppi's strict checks before the library calls (docs/protocol.md §2).
 
 Everything here is a thin layer over `cryptography`; nothing is invented. What we add:
 

@@ -11,8 +11,16 @@ LABEL = "koppi/v1/test"
 
 def test_round_trip_of_every_field_kind() -> None:
     data = (
-        Encoder(LABEL).u8(1).u16(2).u32(3).u64(2**64 - 1).boolean(True).bytes(b"xy")
-        .text("äö").list([b"b", b"a"]).finish()
+        Encoder(LABEL)
+        .u8(1)
+        .u16(2)
+        .u32(3)
+        .u64(2**64 - 1)
+        .boolean(True)
+        .bytes(b"xy")
+        .text("äö")
+        .list([b"b", b"a"])
+        .finish()
     )
     dec = Decoder(data, LABEL)
     assert (dec.u8(), dec.u16(), dec.u32(), dec.u64()) == (1, 2, 3, 2**64 - 1)
@@ -26,7 +34,8 @@ def test_round_trip_of_every_field_kind() -> None:
 def test_integers_are_big_endian_and_fields_length_prefixed() -> None:
     data = Encoder(LABEL).u64(258).bytes(b"\xff").finish()
     label = LABEL.encode()
-    assert data == len(label).to_bytes(4, "big") + label + bytes(6) + b"\x01\x02" + b"\0\0\0\x01\xff"
+    prefix = len(label).to_bytes(4, "big") + label
+    assert data == prefix + bytes(6) + b"\x01\x02" + b"\0\0\0\x01\xff"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,79 @@
+"""The seam between what a client has verified and the group state that relies on it.
+
+The thread state (`crypto/group.py`) never reads certificates, logs or consents itself. Its caller
+hands it a `TrustView`: a read-only answer to "which devices are verified right now, and which
+consents cover whom", built from certificate chains, log inclusion proofs and a fresh cosigned tree
+head (docs/protocol.md §3-§5). Tests use a small in-memory view; clients use the one in
+`crypto/identity.py` / `crypto/consent.py`.
+
+Identifiers: organisations and users are 16-byte ids (the server's UUIDs); a device id is
+`H("koppi/v1/device-id", signing_public)`, 32 bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from crypto.encoding import hash_fields
+
+
+def device_id_of(signing_public: bytes) -> bytes:
+    return hash_fields("koppi/v1/device-id", signing_public)
+
+
+@dataclass(frozen=True)
+class VerifiedDevice:
+    """A device whose certificate chains to its organisation key and the deployment root, and
+    whose certificate is included in the log as of the caller's current tree head."""
+
+    device_id: bytes
+    user_id: bytes
+    org_id: bytes
+    roles: frozenset[str]
+    signing_public: bytes
+    kem_public: bytes
+    cert_hash: bytes
+    cert_log_index: int
+    revoked_at_index: int | None = None  # log index of the device's revocation entry, if any
+
+    def valid_at(self, tree_size: int) -> bool:
+        """Validity is ordered by log position (docs/protocol.md §3): a revocation logged at index
+        i applies to every epoch whose commit echoes a tree size > i."""
+        if tree_size <= self.cert_log_index:
+            return False
+        return self.revoked_at_index is None or tree_size <= self.revoked_at_index
+
+
+@dataclass(frozen=True)
+class ConsentCover:
+    """What the group state needs to know of one verified consent version."""
+
+    consent_id: bytes
+    version: int
+    core_hash: bytes
+    client_ref: bytes
+    purpose: str
+    active: bool
+    organisations: frozenset[bytes]
+    roles: frozenset[str]  # empty: every role of a covered organisation
+    may_store: frozenset[bytes]
+
+    def covers(self, device: VerifiedDevice) -> bool:
+        if not self.active or device.org_id not in self.organisations:
+            return False
+        return not self.roles or bool(self.roles & device.roles)
+
+
+class TrustView(Protocol):
+    """Read-only, already-verified knowledge a client hands to its thread state."""
+
+    def device(self, device_id: bytes) -> VerifiedDevice | None: ...
+
+    def consent(self, core_hash: bytes) -> ConsentCover | None: ...
+
+    def tree_size(self) -> int:
+        """Size of the freshest cosigned tree head the client trusts (younger than MAX_HEAD_AGE)."""
+        ...
+
+    def tree_head_hash(self) -> bytes: ...

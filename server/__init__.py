@@ -1,0 +1,1 @@
+"""Koppi aiohttp server: handlers -> services -> repositories; it keeps ciphertext only."""

@@ -1,0 +1,1 @@
+"""Page templates and static ES modules, shipped as package data (importlib.resources)."""
