@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, hpke
@@ -171,13 +172,16 @@ class SigningKey:
         return cls(seed)
 
     def _key(self) -> Ed25519PrivateKey:
+        return self._loaded
+
+    @cached_property
+    def _loaded(self) -> Ed25519PrivateKey:
+        # Loading expands the seed and computes the public key: do it once per key, not per call.
         return Ed25519PrivateKey.from_private_bytes(self._seed)
 
-    @property
+    @cached_property
     def public(self) -> bytes:
-        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-        return self._key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return self._loaded.public_key().public_bytes_raw()
 
     def sign(self, message: bytes) -> bytes:
         return self._key().sign(message)
@@ -220,13 +224,15 @@ class KemKey:
         return cls(raw)
 
     def _key(self) -> X25519PrivateKey:
+        return self._loaded
+
+    @cached_property
+    def _loaded(self) -> X25519PrivateKey:
         return X25519PrivateKey.from_private_bytes(self._raw)
 
-    @property
+    @cached_property
     def public(self) -> bytes:
-        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-        return self._key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return self._loaded.public_key().public_bytes_raw()
 
     def exchange(self, peer_public: bytes) -> bytes:
         check_x25519_public(peer_public)
