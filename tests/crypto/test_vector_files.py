@@ -55,3 +55,27 @@ def test_check_detects_a_changed_file(tmp_path: Path, monkeypatch: pytest.Monkey
     (copy / victim).write_text((copy / victim).read_text().replace('"cases"', '"cases" ', 1))
     monkeypatch.setattr(generate, "HERE", copy)
     assert generate.main(["--check"]) == 1
+
+
+def _walk(value: object, path: str) -> None:
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        assert -(2**53) < value < 2**53, f"{path}: integer a browser cannot read exactly"
+    elif isinstance(value, float):
+        raise AssertionError(f"{path}: floats have no place in a vector")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _walk(v, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _walk(v, f"{path}.{k}")
+    else:
+        assert isinstance(value, str)
+
+
+def test_every_file_is_plain_json_a_browser_reads_exactly() -> None:
+    for path in sorted(VECTOR_DIR.glob("*.json")):
+        text = path.read_text(encoding="utf-8")
+        _walk(json.loads(text), path.name)
+        assert "NaN" not in text and "Infinity" not in text
