@@ -141,8 +141,7 @@ def seal(
 
     The ephemeral key is given either as DeriveKeyPair input (`ephemeral_ikm`, as RFC 9180's own
     vectors do) or as the raw X25519 secret. With `aad=b""` the output is exactly what the
-    protocol's
-    `hpke_seal` would produce had it drawn that ephemeral key.
+    protocol's `hpke_seal` would produce had it drawn that ephemeral key.
     """
     if (ephemeral_ikm is None) == (ephemeral_secret is None):
         raise ValueError("give exactly one of ephemeral_ikm and ephemeral_secret")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crypto.clock import SeededRng
 from crypto.encoding import DecodeError
@@ -261,3 +263,40 @@ def test_treehead_vectors_cover_every_error_code() -> None:
         "koppi.auth_failed",
         "koppi.decode",
     }
+
+
+# --- property: a view follows any honest growth and refuses any dishonest step --------------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 20), min_size=1, max_size=6), st.data())
+def test_property_view_follows_growth_and_refuses_forks(
+    sizes: list[int], data: st.DataObject
+) -> None:
+    sizes = sorted(sizes)
+    clock = MsClock(T0)
+    view = LogView(config(), clock)
+    prev: int | None = None
+    for i, n in enumerate(sizes):
+        clock.ms = T0 + i * 1000
+        cth = head(n, clock.ms, W1, W2)
+        proof = [] if prev is None else TREE.consistency_proof(prev, n)
+        view.update(cth, proof)
+        assert view.current == cth
+        prev = n
+    assert prev is not None
+    # A head of a rewritten history at a larger size never verifies against the current one.
+    bigger = data.draw(st.integers(max(prev, 1), 20), label="fork size")
+    changed = data.draw(st.integers(0, bigger - 1), label="rewritten index")
+    forked_entries = list(ENTRIES)
+    forked_entries[changed] = b"rewritten"
+    forked = MerkleTree(forked_entries)
+    clock.ms += 1000
+    bad = sign_tree_head(LOG, TreeHead(bigger, forked.root(bigger), clock.ms, key_id(LOG.public)))
+    bad = cosign(cosign(bad, W1, clock.ms), W2, clock.ms)
+    if changed >= prev and bigger > prev:
+        # Entries after the current size may differ: that is growth, not a fork.
+        view.update(bad, forked.consistency_proof(prev, bigger))
+    else:
+        with pytest.raises(MerkleError):
+            view.update(bad, forked.consistency_proof(prev, bigger))
