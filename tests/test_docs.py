@@ -1,4 +1,4 @@
-"""docs/protocol.md is the interoperability contract: every error code the code can emit is in it."""
+"""docs/protocol.md is the interoperability contract: it documents every error code."""
 
 import re
 from pathlib import Path
