@@ -185,6 +185,8 @@ def cosign(cth: CosignedTreeHead, witness_key: SigningKey, timestamp_ms: int) ->
     """A witness's side: add its cosignature (after it has checked consistency itself)."""
     wid = key_id(witness_key.public)
     sig = witness_key.sign(Cosignature.message(cth.head.hash(), wid, timestamp_ms))
+    if any(c.witness_id == wid and c.timestamp_ms == timestamp_ms for c in cth.cosignatures):
+        return cth  # Ed25519 is deterministic: the same cosignature is already there
     return CosignedTreeHead(
         cth.head, cth.signature, (*cth.cosignatures, Cosignature(wid, timestamp_ms, sig))
     )

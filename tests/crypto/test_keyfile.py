@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +21,7 @@ from crypto.keyfile import (
     read_header,
     seal_keyfile,
 )
+from tests.crypto.vectors import ids, load, unhex
 
 FAST = {"opslimit": OPSLIMIT_MIN, "memlimit": MEMLIMIT_MIN}
 SECRETS = {"device-sign": b"\x01" * 32, "device-kem": b"\x02" * 32, "epoch/7": b"\x03" * 32}
@@ -155,3 +158,24 @@ def test_sealing_refuses_weak_or_absurd_parameters() -> None:
         seal_keyfile(SECRETS, PASS, SeededRng("x"), opslimit=0, memlimit=MEMLIMIT_MIN)
     with pytest.raises(LocalProtocolError):
         seal_keyfile(SECRETS, PASS, SeededRng("x"), opslimit=1, memlimit=keyfile.MEMLIMIT_CAP * 2)
+
+
+KF = load("koppi-keyfile.json")
+
+
+@pytest.mark.parametrize("case", KF.cases, ids=ids(KF.cases))
+def test_keyfile_vectors(case: dict[str, Any]) -> None:
+    blob, pw = unhex(case["file"]), unhex(case["passphrase"])
+    if "expected_error" in case:
+        with pytest.raises(AuthFailed) as err:
+            open_keyfile(blob, pw)
+        assert err.value.code == case["expected_error"]
+    else:
+        opened = open_keyfile(blob, pw)
+        assert {k: v.hex() for k, v in opened.items()} == case["secrets"]
+
+
+def test_salt_flip_vector_really_changes_the_salt() -> None:
+    good, bad = (unhex(KF.cases[i]["file"]) for i in (0, 4))
+    assert read_header(good).salt != read_header(bad).salt
+    assert read_header(good).nonce == read_header(bad).nonce

@@ -300,3 +300,10 @@ def test_property_view_follows_growth_and_refuses_forks(
     else:
         with pytest.raises(MerkleError):
             view.update(bad, forked.consistency_proof(prev, bigger))
+
+
+def test_cosigning_twice_at_the_same_time_adds_nothing() -> None:
+    cth = head(4, T0, W1)
+    again = cosign(cth, W1, T0 + 500)
+    assert again == cth
+    CosignedTreeHead.decode(again.encode())  # still encodable: no duplicate list entry
