@@ -174,6 +174,9 @@ class SigningKey:
     def _key(self) -> Ed25519PrivateKey:
         return self._loaded
 
+    def __getstate__(self) -> dict[str, bytes]:
+        return {"_seed": self._seed}  # the cached library object is rebuilt, not pickled
+
     @cached_property
     def _loaded(self) -> Ed25519PrivateKey:
         # Loading expands the seed and computes the public key: do it once per key, not per call.
@@ -225,6 +228,9 @@ class KemKey:
 
     def _key(self) -> X25519PrivateKey:
         return self._loaded
+
+    def __getstate__(self) -> dict[str, bytes]:
+        return {"_raw": self._raw}
 
     @cached_property
     def _loaded(self) -> X25519PrivateKey:

@@ -393,3 +393,17 @@ def test_key_reprs_show_the_public_key_only() -> None:
             assert secret.hex()[:8] not in text
             assert str(secret) not in text
             assert public.hex()[:16] in text
+
+
+def test_keys_survive_pickle_and_copy_after_use() -> None:
+    import copy
+    import pickle
+
+    sk = SigningKey.from_seed(bytes(range(32)))
+    kk = KemKey.from_bytes(bytes(range(32, 64)))
+    sig, pub = sk.sign(b"m"), kk.public  # loads and caches the library objects
+    sk2 = pickle.loads(pickle.dumps(sk))
+    kk2 = pickle.loads(pickle.dumps(kk))
+    assert sk2 == sk and sk2.sign(b"m") == sig
+    assert kk2 == kk and kk2.public == pub
+    assert copy.deepcopy(sk).sign(b"m") == sig
