@@ -1,0 +1,92 @@
+"""The application factory: wiring only. Handlers -> services -> repositories."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterator
+
+from aiohttp import WSCloseCode, web
+
+from crypto.clock import Clock, Rng
+from server.appkeys import (
+    AUTH,
+    AUTHENTICATOR,
+    BUS,
+    CLOCK,
+    CONFIG,
+    ENGINE,
+    MESSAGING,
+    METRICS,
+    RNG,
+    SOCKETS,
+)
+from server.bus import InProcessBus
+from server.config import Config
+from server.db.engine import make_engine
+from server.http import api, health, pages
+from server.http.authn import RequestAuthenticator
+from server.http.middleware import csrf, errors, security_headers
+from server.metrics import Metrics
+from server.repositories.accounts import AccountRepository
+from server.repositories.threads import ThreadRepository
+from server.services.auth import AuthService, HashCost
+from server.services.messaging import MessagingService
+
+
+def create_app(
+    cfg: Config, *, clock: Clock, rng: Rng, hash_cost: HashCost | None = None
+) -> web.Application:
+    app = web.Application(
+        client_max_size=cfg.max_http_body_bytes, middlewares=[security_headers, errors, csrf]
+    )
+    app[CONFIG], app[CLOCK], app[RNG] = cfg, clock, rng
+    app[METRICS] = Metrics()
+    app[BUS] = InProcessBus()
+    app[SOCKETS] = weakref.WeakSet()
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        engine = make_engine(cfg.database_url)
+        app[ENGINE] = engine
+        auth = AuthService(
+            AccountRepository(engine),
+            clock,
+            rng,
+            session_lifetime_s=cfg.session_lifetime_s,
+            token_lifetime_s=cfg.token_lifetime_s,
+            attempts=cfg.login_attempts,
+            window_s=cfg.login_window_s,
+            cost=hash_cost or HashCost(),
+        )
+        app[AUTH] = auth
+        app[AUTHENTICATOR] = RequestAuthenticator(auth)
+        messaging = MessagingService(
+            ThreadRepository(engine), app[BUS], clock, app[METRICS], batch_max=cfg.commit_batch_max
+        )
+        app[MESSAGING] = messaging
+        messaging.start()
+        yield
+        await messaging.stop()
+        await engine.dispose()
+
+    app.cleanup_ctx.append(database)
+    app.on_shutdown.append(close_sockets)
+    app.add_routes(health.routes)
+    app.add_routes(api.routes)
+    app.add_routes(pages.routes)
+    app.router.add_static("/static/", _static_dir(), follow_symlinks=False)
+    from server import ws
+
+    ws.setup(app)
+    return app
+
+
+async def close_sockets(app: web.Application) -> None:
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for sock in list(sockets):
+        await sock.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+
+
+def _static_dir() -> str:
+    from importlib.resources import files
+
+    return str(files("web") / "static")

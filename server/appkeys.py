@@ -1,0 +1,27 @@
+"""Typed application state (aiohttp `web.AppKey`): no globals, no string keys."""
+
+from __future__ import annotations
+
+import weakref
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crypto.clock import Clock, Rng
+from server.bus import FanoutBus
+from server.config import Config
+from server.metrics import Metrics
+from server.principal import Authenticator
+from server.services.auth import AuthService
+from server.services.messaging import MessagingService
+
+CONFIG = web.AppKey("config", Config)
+CLOCK = web.AppKey("clock", Clock)
+RNG = web.AppKey("rng", Rng)
+ENGINE = web.AppKey("engine", AsyncEngine)
+METRICS = web.AppKey("metrics", Metrics)
+BUS = web.AppKey("bus", FanoutBus)
+AUTH = web.AppKey("auth", AuthService)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+MESSAGING = web.AppKey("messaging", MessagingService)
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

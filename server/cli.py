@@ -1,0 +1,207 @@
+"""The `koppi` command: serve, migrate, manage users and organisations, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from crypto.clock import OsRng, SystemClock
+from server.config import Config, ConfigError, load_config
+from server.db.engine import make_engine
+from server.db.migrate import SchemaOutdated, require_current_schema, upgrade
+from server.db.tables import Organisation, Thread
+from server.logging import configure
+from server.repositories.accounts import AccountRepository
+from server.repositories.threads import ThreadRepository
+from server.services.auth import AuthService
+
+DEMO_PASSWORD = "koppi-demo-2026"  # noqa: S105 - printed by `koppi demo`; demo database only
+DEMO_ORGS = [
+    ("Kela", "0246246-0", ["kela.expert", "kela.admin"]),
+    ("Pirkanmaan hyvinvointialue", "3221308-6", ["sote.social", "sote.nurse"]),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="koppi", description="Koppi case-conference server")
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument(
+        "--database-url", help="SQLAlchemy URL (sqlite+aiosqlite / postgresql+asyncpg)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    db = sub.add_parser("db", help="database maintenance")
+    db.add_subparsers(dest="db_command", required=True).add_parser(
+        "upgrade", help="migrate to head"
+    )
+    org = sub.add_parser("org", help="organisations")
+    org_add = org.add_subparsers(dest="org_command", required=True).add_parser("add")
+    org_add.add_argument("name")
+    org_add.add_argument("business_id", help="Y-tunnus")
+    user = sub.add_parser("user", help="professionals")
+    user_add = user.add_subparsers(dest="user_command", required=True).add_parser("add")
+    user_add.add_argument("business_id", help="the organisation's Y-tunnus")
+    user_add.add_argument("username")
+    user_add.add_argument("--role", action="append", default=[], help="repeat for several")
+    user_add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    demo = sub.add_parser("demo", help="create a demo database and serve it")
+    demo.add_argument("--host")
+    demo.add_argument("--port", type=int)
+    args = parser.parse_args(argv)
+
+    overrides: dict[str, Any] = {
+        "database_url": args.database_url,
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+    }
+    try:
+        cfg = load_config(args.config, overrides=overrides)
+    except ConfigError as e:
+        print(f"koppi: {e}", file=sys.stderr)
+        return 2
+    configure(cfg.log_format)
+    try:
+        if args.command == "serve":
+            return serve_command(cfg)
+        if args.command == "db":
+            asyncio.run(_upgrade(cfg))
+            print("database is at the latest revision")
+            return 0
+        if args.command == "org":
+            asyncio.run(_add_org(cfg, args.name, args.business_id))
+            return 0
+        if args.command == "user":
+            password = (
+                sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
+            )
+            asyncio.run(_add_user(cfg, args.business_id, args.username, password, args.role))
+            return 0
+        if args.command == "demo":
+            return demo_command(cfg)
+    except SchemaOutdated as e:
+        print(f"koppi: {e}", file=sys.stderr)
+        return 3
+    return 2
+
+
+def serve_command(cfg: Config, banner: str = "") -> int:
+    asyncio.run(_check_schema(cfg))
+    from server.app import create_app
+
+    app = create_app(cfg, clock=SystemClock(), rng=OsRng())
+    print(f"Koppi listening on http://{cfg.host}:{cfg.port}/{banner}", flush=True)
+    web.run_app(app, host=cfg.host, port=cfg.port, print=None)
+    return 0
+
+
+async def _check_schema(cfg: Config) -> None:
+    engine = make_engine(cfg.database_url)
+    try:
+        await require_current_schema(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _upgrade(cfg: Config) -> None:
+    engine = make_engine(cfg.database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+def _auth(engine: Any) -> AuthService:
+    return AuthService(
+        AccountRepository(engine),
+        SystemClock(),
+        OsRng(),
+        session_lifetime_s=1,
+        token_lifetime_s=1,
+        attempts=1,
+        window_s=1,
+    )
+
+
+async def _add_org(cfg: Config, name: str, business_id: str) -> uuid.UUID:
+    engine = make_engine(cfg.database_url)
+    try:
+        await require_current_schema(engine)
+        org = Organisation(
+            id=uuid.uuid4(),
+            name=name,
+            business_id=business_id,
+            status="active",
+            created_at=SystemClock().now_ms(),
+        )
+        await AccountRepository(engine).add_organisation(org)
+        print(f"organisation {name} ({business_id}) added: {org.id}")
+        return org.id
+    finally:
+        await engine.dispose()
+
+
+async def _add_user(
+    cfg: Config, business_id: str, username: str, password: str, roles: list[str]
+) -> None:
+    engine = make_engine(cfg.database_url)
+    try:
+        await require_current_schema(engine)
+        org = await AccountRepository(engine).organisation_by_business_id(business_id)
+        if org is None:
+            raise SystemExit(f"koppi: no organisation with business id {business_id}")
+        await _auth(engine).create_user(org.id, username, password, frozenset(roles))
+        print(f"user {username} added to {org.name}")
+    finally:
+        await engine.dispose()
+
+
+async def _seed_demo(cfg: Config) -> list[str]:
+    """Two organisations, four professionals, one case-conference thread; idempotent."""
+    engine = make_engine(cfg.database_url)
+    try:
+        await upgrade(engine)
+        accounts, auth = AccountRepository(engine), _auth(engine)
+        logins: list[str] = []
+        if await accounts.organisation_by_business_id(DEMO_ORGS[0][1]) is not None:
+            return [u for _, _, users in DEMO_ORGS for u in users]
+        members: list[uuid.UUID] = []
+        now = SystemClock().now_ms()
+        for name, business_id, usernames in DEMO_ORGS:
+            org = Organisation(
+                id=uuid.uuid4(), name=name, business_id=business_id, status="active", created_at=now
+            )
+            await accounts.add_organisation(org)
+            for username in usernames:
+                roles = {"admin"} if username.endswith("admin") else {"professional"}
+                user = await auth.create_user(org.id, username, DEMO_PASSWORD, frozenset(roles))
+                members.append(user.id)
+                logins.append(username)
+        thread = Thread(
+            id=uuid.uuid4(),
+            client_ref="asiakas-demo-0001",
+            purpose="rehabilitation-planning",
+            next_seq=1,
+            created_at=now,
+        )
+        await ThreadRepository(engine).add_thread(thread, members)
+        return logins
+    finally:
+        await engine.dispose()
+
+
+def demo_command(cfg: Config) -> int:
+    logins = asyncio.run(_seed_demo(cfg))
+    lines = "\n".join(f"  {u:<14} password: {DEMO_PASSWORD}" for u in logins)
+    banner = f"\nDemo logins (database {cfg.database_url}):\n{lines}"
+    return serve_command(cfg, banner)

@@ -1,0 +1,110 @@
+"""Koppi's tables. The server keeps ciphertext envelopes and the metadata it needs, nothing more.
+
+Times are integer milliseconds since the Unix epoch (from the injected clock), so SQLite and
+PostgreSQL store and compare them identically.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db.base import Base
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    business_id: Mapped[str] = mapped_column(String(20), unique=True)  # Y-tunnus
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class User(Base):
+    """A professional (or an organisation's record-system account)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Session(Base):
+    """A browser login. Only the SHA-256 of the cookie value is stored."""
+
+    __tablename__ = "sessions"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiToken(Base):
+    """A bearer token for the Python client. Only the SHA-256 of the token is stored."""
+
+    __tablename__ = "api_tokens"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Thread(Base):
+    """One thread per client reference and purpose; `next_seq` orders its envelopes."""
+
+    __tablename__ = "threads"
+    __table_args__ = (UniqueConstraint("client_ref", "purpose"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    client_ref: Mapped[str] = mapped_column(String(100))  # pseudonymous, never an identity code
+    purpose: Mapped[str] = mapped_column(String(50))
+    next_seq: Mapped[int] = mapped_column(BigInteger, default=1)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ThreadMember(Base):
+    __tablename__ = "thread_members"
+
+    thread_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("threads.id"), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    added_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Envelope(Base):
+    """An opaque ciphertext with the header fields the server needs to order, route and filter."""
+
+    __tablename__ = "envelopes"
+    __table_args__ = (UniqueConstraint("thread_id", "msg_id"),)
+
+    thread_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("threads.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    msg_id: Mapped[bytes] = mapped_column(LargeBinary(16))
+    sender_device: Mapped[bytes] = mapped_column(LargeBinary(32))
+    sender_user: Mapped[uuid.UUID] = mapped_column(Uuid)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    label: Mapped[str] = mapped_column(String(2000))  # canonical JSON: {"basis":..,"orgs":[..]}
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[int] = mapped_column(BigInteger)

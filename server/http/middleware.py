@@ -1,0 +1,70 @@
+"""Cross-cutting request handling: error rendering, CSRF, security headers, request logging."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from server.appkeys import AUTHENTICATOR
+from server.errors import ApiError
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+log = structlog.get_logger("koppi.http")
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as `{"error": {"code", "message"}}` with a stable code."""
+    try:
+        return await handler(request)
+    except ApiError as e:
+        return web.json_response(e.as_json(), status=e.status)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = {
+            404: "koppi.not_found",
+            405: "koppi.method_not_allowed",
+            413: "koppi.body_too_large",
+        }
+        err = ApiError(e.status, code.get(e.status, "koppi.bad_request"), e.reason)
+        return web.json_response(err.as_json(), status=e.status)
+
+
+@web.middleware
+async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """State-changing API requests authenticated by cookie must echo the session's CSRF token.
+
+    Bearer requests carry no ambient credential, so they need none. Login itself has no session
+    yet; it must be JSON, which a cross-site form cannot send without a CORS preflight."""
+    if request.method in SAFE_METHODS or not request.path.startswith("/api/"):
+        return await handler(request)
+    if request.path == "/api/login":
+        if request.content_type != "application/json":
+            raise ApiError(415, "koppi.bad_request", "send JSON")
+        return await handler(request)
+    principal = await request.app[AUTHENTICATOR].authenticate(request)
+    if principal is not None and principal.via == "session":
+        sent = request.headers.get("X-CSRF-Token", "")
+        if not hmac.compare_digest(sent.encode(), principal.csrf_token.encode()):
+            raise ApiError(403, "koppi.csrf", "missing or wrong X-CSRF-Token")
+    return await handler(request)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response

@@ -1,0 +1,18 @@
+"""Page shells rendered with jinja2 from package data; all logic is in the static ES modules."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+routes = web.RouteTableDef()
+_env = Environment(loader=PackageLoader("web", "templates"), autoescape=select_autoescape())
+
+
+def render(name: str, **context: object) -> web.Response:
+    return web.Response(text=_env.get_template(name).render(**context), content_type="text/html")
+
+
+@routes.get("/")
+async def index(_request: web.Request) -> web.Response:
+    return render("login.html", title="Koppi")

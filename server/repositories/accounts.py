@@ -1,0 +1,104 @@
+"""Persistence of organisations, users, sessions and API tokens (no decisions here)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server.db.tables import ApiToken, Organisation, Session, User
+
+
+class AccountRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add_organisation(self, org: Organisation) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(insert(Organisation).values(**_row(org)))
+
+    async def organisation_by_business_id(self, business_id: str) -> Organisation | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(Organisation).where(Organisation.business_id == business_id)
+                )
+            ).first()
+        return Organisation(**row._mapping) if row else None
+
+    async def add_user(self, user: User) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(insert(User).values(**_row(user)))
+
+    async def user_by_name(self, username: str) -> User | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(User).where(User.username == username))).first()
+        return User(**row._mapping) if row else None
+
+    async def user_by_id(self, user_id: uuid.UUID) -> User | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(User).where(User.id == user_id))).first()
+        return User(**row._mapping) if row else None
+
+    async def add_session(self, session: Session) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(insert(Session).values(**_row(session)))
+
+    async def session_with_user(self, token_hash: bytes) -> tuple[Session, User] | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(Session.__table__, User.__table__)
+                    .join(User.__table__, User.id == Session.user_id)
+                    .where(Session.token_hash == token_hash)
+                )
+            ).first()
+        if row is None:
+            return None
+        cols = row._mapping
+        session = Session(
+            **{c.name: cols[Session.__table__.c[c.name]] for c in Session.__table__.c}
+        )
+        user = User(**{c.name: cols[User.__table__.c[c.name]] for c in User.__table__.c})
+        return session, user
+
+    async def delete_session(self, token_hash: bytes) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(Session).where(Session.token_hash == token_hash))
+
+    async def add_token(self, token: ApiToken) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(insert(ApiToken).values(**_row(token)))
+
+    async def token_with_user(self, token_hash: bytes) -> tuple[ApiToken, User] | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(ApiToken.__table__, User.__table__)
+                    .join(User.__table__, User.id == ApiToken.user_id)
+                    .where(ApiToken.token_hash == token_hash)
+                )
+            ).first()
+        if row is None:
+            return None
+        cols = row._mapping
+        token = ApiToken(
+            **{c.name: cols[ApiToken.__table__.c[c.name]] for c in ApiToken.__table__.c}
+        )
+        user = User(**{c.name: cols[User.__table__.c[c.name]] for c in User.__table__.c})
+        return token, user
+
+    async def revoke_token(self, token_hash: bytes, user_id: uuid.UUID) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(ApiToken)
+                .where(ApiToken.token_hash == token_hash, ApiToken.user_id == user_id)
+                .values(revoked=True)
+            )
+        return bool(result.rowcount)
+
+
+def _row(obj: object) -> dict[str, object]:
+    table = obj.__table__  # type: ignore[attr-defined]
+    return {c.name: getattr(obj, c.name) for c in table.c}

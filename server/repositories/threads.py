@@ -1,0 +1,147 @@
+"""Persistence of threads, their members and their envelopes (no decisions here)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from server.bus import Delivery
+from server.db.tables import Envelope, Thread, ThreadMember
+
+
+@dataclass(frozen=True)
+class NewEnvelope:
+    thread_id: uuid.UUID
+    msg_id: bytes
+    sender_device: bytes
+    sender_user: uuid.UUID
+    epoch: int
+    label: str
+    body: bytes
+
+
+class ThreadRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add_thread(self, thread: Thread, members: Sequence[uuid.UUID]) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(Thread).values(
+                    id=thread.id,
+                    client_ref=thread.client_ref,
+                    purpose=thread.purpose,
+                    next_seq=1,
+                    created_at=thread.created_at,
+                )
+            )
+            if members:
+                await conn.execute(
+                    insert(ThreadMember),
+                    [
+                        {"thread_id": thread.id, "user_id": m, "added_at": thread.created_at}
+                        for m in members
+                    ],
+                )
+
+    async def threads_of(self, user_id: uuid.UUID) -> dict[uuid.UUID, int]:
+        """The user's threads with their head sequence (0 when empty)."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(Thread.id, Thread.next_seq)
+                .join(ThreadMember, ThreadMember.thread_id == Thread.id)
+                .where(ThreadMember.user_id == user_id)
+            )
+            return {r.id: r.next_seq - 1 for r in rows}
+
+    async def members(self, thread_id: uuid.UUID) -> frozenset[uuid.UUID]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(ThreadMember.user_id).where(ThreadMember.thread_id == thread_id)
+            )
+            return frozenset(r.user_id for r in rows)
+
+    async def envelopes_after(
+        self, thread_id: uuid.UUID, after_seq: int, limit: int
+    ) -> list[Delivery]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(Envelope)
+                .where(Envelope.thread_id == thread_id, Envelope.seq > after_seq)
+                .order_by(Envelope.seq)
+                .limit(limit)
+            )
+            return [_delivery(r) for r in rows]
+
+    async def existing(
+        self, conn: AsyncConnection, keys: Sequence[tuple[uuid.UUID, bytes]]
+    ) -> dict[tuple[uuid.UUID, bytes], tuple[int, bytes]]:
+        """Already stored (thread, msg id) -> (seq, sender device), for idempotent resends."""
+        found: dict[tuple[uuid.UUID, bytes], tuple[int, bytes]] = {}
+        by_thread: dict[uuid.UUID, list[bytes]] = {}
+        for thread_id, msg_id in keys:
+            by_thread.setdefault(thread_id, []).append(msg_id)
+        for thread_id, ids in by_thread.items():
+            rows = await conn.execute(
+                select(Envelope.msg_id, Envelope.seq, Envelope.sender_device).where(
+                    Envelope.thread_id == thread_id, Envelope.msg_id.in_(ids)
+                )
+            )
+            for r in rows:
+                found[(thread_id, r.msg_id)] = (r.seq, r.sender_device)
+        return found
+
+    async def reserve_seqs(self, conn: AsyncConnection, thread_id: uuid.UUID, n: int) -> int:
+        """Reserve n consecutive sequence numbers; returns the first. The UPDATE row-locks the
+        thread until the transaction ends, so concurrent writers (several processes on
+        PostgreSQL) get disjoint, gap-free ranges in commit order."""
+        result = await conn.execute(
+            update(Thread)
+            .where(Thread.id == thread_id)
+            .values(next_seq=Thread.next_seq + n)
+            .returning(Thread.next_seq)
+        )
+        return int(result.scalar_one()) - n
+
+    async def insert(
+        self, conn: AsyncConnection, rows: Sequence[tuple[NewEnvelope, int]], now: int
+    ) -> None:
+        await conn.execute(
+            insert(Envelope),
+            [
+                {
+                    "thread_id": e.thread_id,
+                    "seq": seq,
+                    "msg_id": e.msg_id,
+                    "sender_device": e.sender_device,
+                    "sender_user": e.sender_user,
+                    "epoch": e.epoch,
+                    "label": e.label,
+                    "body": e.body,
+                    "created_at": now,
+                }
+                for e, seq in rows
+            ],
+        )
+
+    def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A transaction for the messaging service's group commit."""
+        return self._engine.begin()
+
+
+def _delivery(r: object) -> Delivery:
+    return Delivery(
+        thread_id=r.thread_id,  # type: ignore[attr-defined]
+        seq=r.seq,  # type: ignore[attr-defined]
+        msg_id=r.msg_id,  # type: ignore[attr-defined]
+        epoch=r.epoch,  # type: ignore[attr-defined]
+        sender_device=r.sender_device,  # type: ignore[attr-defined]
+        label=r.label,  # type: ignore[attr-defined]
+        body=r.body,  # type: ignore[attr-defined]
+        created_at=r.created_at,  # type: ignore[attr-defined]
+    )

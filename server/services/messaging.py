@@ -1,0 +1,201 @@
+"""Accepting, ordering and storing envelopes: the guarantees of the wire protocol live here.
+
+- **Ack after durable commit.** `send()` returns only after the transaction that stored the
+  envelope committed (SQLite WAL with synchronous=FULL, or PostgreSQL).
+- **Group commit.** One writer task takes every send that is waiting and stores them in one
+  transaction, so many senders share one fsync. No send waits for a timer: a lone send is
+  committed at once, a busy server commits in batches.
+- **Idempotency.** A (thread, message id) pair is stored once. A resend, with the same or other
+  bytes (a client may re-encrypt an unacknowledged message for a new epoch under the same id),
+  gets the original sequence number back; receivers deduplicate by id. The same id from another
+  device is refused (`koppi.duplicate_message_id`).
+- **One order per thread.** Sequence numbers come from the thread row inside the insert's
+  transaction: gap-free, strictly increasing, identical for every member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass
+
+import structlog
+
+from crypto.clock import Clock
+from server.bus import Delivery, FanoutBus
+from server.errors import ApiError
+from server.metrics import Metrics
+from server.principal import Principal
+from server.repositories.threads import NewEnvelope, ThreadRepository
+
+log = structlog.get_logger("koppi.messaging")
+
+NOT_MEMBER = ApiError(403, "koppi.not_member", "you are not a member of that thread")
+DUPLICATE_ID = ApiError(
+    409, "koppi.duplicate_message_id", "that message id is taken in this thread"
+)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    thread_id: uuid.UUID
+    msg_id: bytes
+    seq: int
+    duplicate: bool  # True when the id was already stored: nothing new was written
+
+
+@dataclass
+class _Pending:
+    envelope: NewEnvelope
+    done: asyncio.Future[Accepted]
+
+
+class MessagingService:
+    def __init__(
+        self,
+        threads: ThreadRepository,
+        bus: FanoutBus,
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        batch_max: int = 512,
+    ) -> None:
+        self._threads, self._bus, self._clock, self._metrics = threads, bus, clock, metrics
+        self._batch_max = batch_max
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._members: dict[uuid.UUID, frozenset[uuid.UUID]] = {}
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name="koppi-group-commit")
+
+    async def stop(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.done.done():
+                pending.done.set_exception(
+                    ApiError(503, "koppi.shutting_down", "server shutting down; resend")
+                )
+
+    # --- membership -----------------------------------------------------------------------------
+
+    async def threads_of(self, principal: Principal) -> dict[uuid.UUID, int]:
+        return await self._threads.threads_of(principal.user_id)
+
+    async def require_member(self, principal: Principal, thread_id: uuid.UUID) -> None:
+        """Deny by default: the sender must be a member of the thread right now."""
+        members = self._members.get(thread_id)
+        if members is None:
+            members = await self._threads.members(thread_id)
+            self._members[thread_id] = members
+        if principal.user_id not in members:
+            raise NOT_MEMBER
+
+    def forget_membership(self, thread_id: uuid.UUID) -> None:
+        """Drop the cached roster of a thread after its membership changed."""
+        self._members.pop(thread_id, None)
+
+    # --- sending --------------------------------------------------------------------------------
+
+    async def send(self, principal: Principal, envelope: NewEnvelope) -> Accepted:
+        await self.require_member(principal, envelope.thread_id)
+        if envelope.sender_user != principal.user_id:
+            raise ApiError(403, "koppi.forbidden", "an envelope is sent as its own user only")
+        done: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(envelope, done))
+        return await done
+
+    async def backlog(
+        self, thread_id: uuid.UUID, after_seq: int, limit: int = 500
+    ) -> list[Delivery]:
+        return await self._threads.envelopes_after(thread_id, after_seq, limit)
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit(batch)
+            except Exception:
+                # One bad envelope must not fail its neighbours: retry each alone.
+                log.warning("group_commit.split", size=len(batch))
+                for pending in batch:
+                    try:
+                        await self._commit([pending])
+                    except Exception as e:
+                        if not pending.done.done():
+                            log.error("envelope.store_failed", error=type(e).__name__)
+                            pending.done.set_exception(
+                                ApiError(500, "koppi.store_failed", "could not store; resend")
+                            )
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        live = [p for p in batch if not p.done.done()]
+        if not live:
+            return
+        started = self._clock.now_ms()
+        results: list[tuple[_Pending, Accepted | ApiError]] = []
+        deliveries: list[Delivery] = []
+        now = self._clock.now_ms()
+        async with self._threads.begin() as conn:
+            stored = await self._threads.existing(
+                conn, [(p.envelope.thread_id, p.envelope.msg_id) for p in live]
+            )
+            fresh: dict[uuid.UUID, list[_Pending]] = {}
+            claimed: dict[tuple[uuid.UUID, bytes], _Pending] = {}
+            for p in live:
+                key = (p.envelope.thread_id, p.envelope.msg_id)
+                if (
+                    key in claimed
+                    and claimed[key].envelope.sender_device == p.envelope.sender_device
+                ):
+                    continue  # same id twice in one batch: answered with the first one's seq
+                if key in claimed or (key in stored and stored[key][1] != p.envelope.sender_device):
+                    results.append((p, DUPLICATE_ID))
+                    continue
+                if key in stored:
+                    results.append((p, Accepted(key[0], key[1], stored[key][0], True)))
+                    continue
+                claimed[key] = p
+                fresh.setdefault(p.envelope.thread_id, []).append(p)
+            rows: list[tuple[NewEnvelope, int]] = []
+            for thread_id, items in fresh.items():
+                first = await self._threads.reserve_seqs(conn, thread_id, len(items))
+                for offset, p in enumerate(items):
+                    seq = first + offset
+                    rows.append((p.envelope, seq))
+                    results.append((p, Accepted(thread_id, p.envelope.msg_id, seq, False)))
+                    e = p.envelope
+                    deliveries.append(
+                        Delivery(
+                            thread_id, seq, e.msg_id, e.epoch, e.sender_device, e.label, e.body, now
+                        )
+                    )
+            if rows:
+                await self._threads.insert(conn, rows, now)
+        # The transaction has committed: only now may anyone hear of these envelopes.
+        self._metrics.commit_latency.observe((self._clock.now_ms() - started) / 1000)
+        self._metrics.messages_accepted.inc(len(rows))
+        answers = {id(p): outcome for p, outcome in results}
+        for p in live:
+            if p.done.done():
+                continue
+            outcome = answers.get(id(p))
+            if outcome is None:  # a second copy of an id claimed in this batch
+                outcome = answers[id(claimed[(p.envelope.thread_id, p.envelope.msg_id)])]
+                assert isinstance(outcome, Accepted)
+                outcome = Accepted(outcome.thread_id, outcome.msg_id, outcome.seq, True)
+            if isinstance(outcome, ApiError):
+                p.done.set_exception(outcome)
+            else:
+                p.done.set_result(outcome)
+        deliveries.sort(key=lambda d: (d.thread_id, d.seq))
+        await self._bus.publish(deliveries)

@@ -1,0 +1,265 @@
+"""The websocket endpoint: authenticate, parse, call the messaging service, render (thin).
+
+One connection = one reader (this coroutine), one writer task draining an outbox (so frames never
+interleave), and one delivery task that first replays the backlog from the database and then
+forwards live deliveries from the bus, skipping anything already sent and filling any hole from
+the database: no duplicate and no gap at the resume seam.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import uuid
+
+import msgspec
+import structlog
+from aiohttp import WSMsgType, web
+
+from crypto.clock import Clock
+from server.appkeys import AUTHENTICATOR, BUS, CLOCK, CONFIG, MESSAGING, METRICS, SOCKETS
+from server.bus import Delivery, FanoutBus, Subscription
+from server.config import Config
+from server.errors import ApiError
+from server.metrics import Metrics
+from server.principal import Principal
+from server.repositories.threads import NewEnvelope
+from server.services.messaging import MessagingService
+from server.ws import frames
+from server.ws.frames import b64u_decode, b64u_encode
+
+log = structlog.get_logger("koppi.ws")
+
+MAX_IN_FLIGHT = 64  # sends awaiting their commit per connection; more pauses reading
+BACKLOG_PAGE = 500
+
+
+class TokenBucket:
+    """Per-connection frame rate limit on the injected clock."""
+
+    def __init__(self, clock: Clock, rate: float, burst: int) -> None:
+        self._clock, self._rate, self._burst = clock, rate, float(burst)
+        self._tokens, self._at = float(burst), clock.now_ms()
+
+    def take(self) -> bool:
+        now = self._clock.now_ms()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate / 1000)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    principal = await app[AUTHENTICATOR].authenticate(request)
+    if principal is None:
+        raise ApiError(401, "koppi.unauthenticated", "log in first")
+    if principal.via == "session" and not _same_origin(request):
+        # A cookie rides along on cross-site websocket requests; the Origin check stops that.
+        raise ApiError(403, "koppi.bad_origin", "websocket from another origin")
+    cfg = app[CONFIG]
+    ws = web.WebSocketResponse(max_msg_size=cfg.max_frame_bytes * 4, heartbeat=30)
+    await ws.prepare(request)
+    conn = Connection(ws, principal, app[MESSAGING], app[BUS], app[CLOCK], cfg, app[METRICS])
+    app[SOCKETS].add(ws)
+    app[METRICS].connections.inc()
+    try:
+        await conn.run()
+    finally:
+        app[METRICS].connections.dec()
+        app[SOCKETS].discard(ws)
+    return ws
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser: browsers always send Origin on websocket requests
+    return origin in {f"{request.scheme}://{request.host}", f"https://{request.host}"}
+
+
+class Connection:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        principal: Principal,
+        messaging: MessagingService,
+        bus: FanoutBus,
+        clock: Clock,
+        cfg: Config,
+        metrics: Metrics,
+    ) -> None:
+        self.ws, self.principal, self.messaging, self.bus = ws, principal, messaging, bus
+        self.cfg, self.metrics = cfg, metrics
+        self.bucket = TokenBucket(clock, cfg.ws_rate, cfg.ws_burst)
+        self.outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self.subscription: Subscription | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.log = log.bind(user=str(principal.user_id))
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._write_loop())
+        try:
+            async for msg in self.ws:
+                if msg.type is WSMsgType.TEXT:
+                    await self._on_text(msg.data)
+                elif msg.type is WSMsgType.BINARY:
+                    self._error(ApiError(400, "koppi.frame_malformed", "text frames only"))
+                elif msg.type is WSMsgType.ERROR:
+                    break
+        finally:
+            for task in self.tasks:
+                task.cancel()
+            if self.subscription is not None:
+                self.bus.unsubscribe(self.subscription)
+            self.outbox.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await writer
+
+    async def _on_text(self, data: str) -> None:
+        if len(data) > self.cfg.max_frame_bytes:
+            return self._error(ApiError(413, "koppi.frame_too_large", "frame too large"))
+        if not self.bucket.take():
+            return self._error(ApiError(429, "koppi.rate_limited", "slow down"))
+        try:
+            frame = frames.decode_client_frame(data)
+            if isinstance(frame, frames.Hello):
+                await self._hello(frame)
+            elif self.subscription is None:
+                raise ApiError(400, "koppi.hello_required", "send hello first")
+            elif isinstance(frame, frames.Send):
+                await self._send(frame)
+            else:
+                self._put(frames.Pong())
+        except ApiError as e:
+            self._error(e, _frame_id(data))
+
+    async def _hello(self, hello: frames.Hello) -> None:
+        if self.subscription is not None:
+            raise ApiError(400, "koppi.frame_invalid", "hello was already sent")
+        if hello.v != frames.PROTOCOL_VERSION:
+            raise ApiError(400, "koppi.unsupported_version", "this server speaks version 1")
+        heads = await self.messaging.threads_of(self.principal)
+        strangers = [t for t in hello.resume if t not in heads]
+        if strangers:
+            raise ApiError(403, "koppi.not_member", f"not a member of thread {strangers[0]}")
+        self.subscription = Subscription(frozenset(heads))
+        self.bus.subscribe(self.subscription)  # before reading the backlog: nothing slips by
+        self._put(frames.Ready(v=frames.PROTOCOL_VERSION, threads=heads))
+        last = {t: hello.resume.get(t, 0) for t in heads}
+        self._spawn(self._deliver_loop(self.subscription, last))
+
+    async def _send(self, send: frames.Send) -> None:
+        msg_id = b64u_decode(send.id, field="id", length=16)
+        sender = b64u_decode(send.sender, field="sender", length=32)
+        body = b64u_decode(send.body, field="body")
+        if len(body) > self.cfg.max_body_bytes:
+            raise ApiError(413, "koppi.body_too_large", "message body too large")
+        orgs = send.label.orgs
+        if any(a.bytes >= b.bytes for a, b in itertools.pairwise(orgs)):
+            raise ApiError(400, "koppi.frame_invalid", "label.orgs must be sorted and unique")
+        envelope = NewEnvelope(
+            thread_id=send.thread,
+            msg_id=msg_id,
+            sender_device=sender,
+            sender_user=self.principal.user_id,
+            epoch=send.epoch,
+            label=send.label.canonical(),
+            body=body,
+        )
+        await self.in_flight.acquire()  # back-pressure: stop reading while too many are pending
+        self._spawn(self._store(envelope, send.id))
+
+    async def _store(self, envelope: NewEnvelope, wire_id: str) -> None:
+        try:
+            accepted = await self.messaging.send(self.principal, envelope)
+            self._put(
+                frames.Ack(
+                    id=wire_id,
+                    thread=accepted.thread_id,
+                    seq=accepted.seq,
+                    duplicate=accepted.duplicate,
+                )
+            )
+        except ApiError as e:
+            self._error(e, wire_id)
+        finally:
+            self.in_flight.release()
+
+    async def _deliver_loop(self, sub: Subscription, last: dict[uuid.UUID, int]) -> None:
+        for thread in sorted(last):
+            await self._catch_up(thread, last, None)
+        while True:
+            d = await sub.queue.get()
+            if sub.lagging:  # the queue overflowed and dropped deliveries: re-read them all
+                sub.lagging = False
+                for thread in sorted(last):
+                    await self._catch_up(thread, last, None)
+            if d.seq <= last[d.thread_id]:
+                continue  # already sent from the backlog
+            if d.seq != last[d.thread_id] + 1:
+                await self._catch_up(d.thread_id, last, d.seq)  # fill the hole from the database
+                if d.seq <= last[d.thread_id]:
+                    continue
+            self._deliver(d)
+            last[d.thread_id] = d.seq
+
+    async def _catch_up(
+        self, thread: uuid.UUID, last: dict[uuid.UUID, int], upto: int | None
+    ) -> None:
+        while upto is None or last[thread] < upto - 1:
+            page = await self.messaging.backlog(thread, last[thread], BACKLOG_PAGE)
+            for d in page:
+                if upto is not None and d.seq >= upto:
+                    return
+                self._deliver(d)
+                last[thread] = d.seq
+            if len(page) < BACKLOG_PAGE:
+                return
+
+    def _deliver(self, d: Delivery) -> None:
+        self._put(
+            frames.Deliver(
+                thread=d.thread_id,
+                seq=d.seq,
+                id=b64u_encode(d.msg_id),
+                epoch=d.epoch,
+                sender=b64u_encode(d.sender_device),
+                label=msgspec.Raw(d.label.encode()),
+                body=b64u_encode(d.body),
+                ts=d.created_at,
+            )
+        )
+        self.metrics.messages_delivered.inc()
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _put(self, frame: msgspec.Struct) -> None:
+        self.outbox.put_nowait(frames.encoder.encode(frame))
+
+    def _error(self, e: ApiError, frame_id: str | None = None) -> None:
+        self.metrics.frames_rejected.labels(code=e.code).inc()
+        self._put(frames.Error(code=e.code, message=e.message, id=frame_id))
+
+    async def _write_loop(self) -> None:
+        while (data := await self.outbox.get()) is not None:
+            if self.ws.closed:
+                return
+            await self.ws.send_str(data.decode())
+
+
+def _frame_id(data: str) -> str | None:
+    """The client message id of a rejected frame, when one can be read, so the client can match."""
+    try:
+        raw = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None
+    value = raw.get("id") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) and len(value) <= 64 else None
