@@ -29,7 +29,7 @@ from server.metrics import Metrics
 from server.principal import Principal
 from server.repositories.threads import NewEnvelope, ThreadRepository
 
-log = structlog.get_logger("koppi.messaging")
+log = structlog.get_logger(__name__)
 
 NOT_MEMBER = ApiError(403, "koppi.not_member", "you are not a member of that thread")
 DUPLICATE_ID = ApiError(

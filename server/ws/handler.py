@@ -29,7 +29,7 @@ from server.services.messaging import MessagingService
 from server.ws import frames
 from server.ws.frames import b64u_decode, b64u_encode
 
-log = structlog.get_logger("koppi.ws")
+log = structlog.get_logger(__name__)
 
 MAX_IN_FLIGHT = 64  # sends awaiting their commit per connection; more pauses reading
 BACKLOG_PAGE = 500
