@@ -1,0 +1,117 @@
+"""A running Koppi app on an empty, migrated database, with a small cast:
+
+alice (organisation A) and bob (organisation B) are members of one thread; mallory (A) is not.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from crypto.clock import FakeClock, SeededRng
+from server.app import create_app
+from server.appkeys import AUTH, ENGINE
+from server.config import Config
+from server.db.engine import make_engine
+from server.db.migrate import upgrade
+from server.db.tables import Organisation, Thread
+from server.repositories.accounts import AccountRepository
+from server.repositories.threads import ThreadRepository
+from server.services.auth import TEST_HASH_COST
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Cast:
+    app: web.Application
+    client: TestClient[Any, Any]
+    clock: FakeClock
+    thread: uuid.UUID
+    org_a: uuid.UUID
+    org_b: uuid.UUID
+    users: dict[str, uuid.UUID]
+
+    async def login(self, username: str) -> dict[str, Any]:
+        """Log in on this client's cookie jar; returns the login body (with csrf_token)."""
+        r = await self.client.post("/api/login", json={"username": username, "password": PASSWORD})
+        assert r.status == 200, await r.text()
+        body: dict[str, Any] = await r.json()
+        return body
+
+    async def token(self, username: str) -> str:
+        body = await self.login(username)
+        r = await self.client.post(
+            "/api/tokens", json={"label": "t"}, headers={"X-CSRF-Token": body["csrf_token"]}
+        )
+        assert r.status == 201
+        self.client.session.cookie_jar.clear()
+        token: str = (await r.json())["token"]
+        return token
+
+
+def b64u(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+async def seed(
+    app: web.Application, clock: FakeClock
+) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, dict[str, uuid.UUID]]:
+    engine = app[ENGINE]
+    accounts, auth = AccountRepository(engine), app[AUTH]
+    now = clock.now_ms()
+    orgs = []
+    for name, business_id in (("Kela", "0246246-0"), ("Hyvinvointialue", "3221308-6")):
+        org = Organisation(
+            id=uuid.uuid4(), name=name, business_id=business_id, status="active", created_at=now
+        )
+        await accounts.add_organisation(org)
+        orgs.append(org.id)
+    users = {}
+    for username, org_id in (("alice", orgs[0]), ("bob", orgs[1]), ("mallory", orgs[0])):
+        users[username] = (
+            await auth.create_user(org_id, username, PASSWORD, frozenset({"professional"}))
+        ).id
+    thread = Thread(
+        id=uuid.uuid4(),
+        client_ref="asiakas-1",
+        purpose="rehabilitation-planning",
+        next_seq=1,
+        created_at=now,
+    )
+    await ThreadRepository(engine).add_thread(thread, [users["alice"], users["bob"]])
+    return thread.id, orgs[0], orgs[1], users
+
+
+async def migrated(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+async def cast(
+    database_url: str, aiohttp_client: Any, config_overrides: dict[str, Any]
+) -> AsyncIterator[Cast]:
+    await migrated(database_url)
+    clock = FakeClock()
+    cfg = Config(database_url=database_url, **config_overrides)
+    app = create_app(cfg, clock=clock, rng=SeededRng(os.urandom(8)), hash_cost=TEST_HASH_COST)
+    client = await aiohttp_client(app)
+    thread, org_a, org_b, users = await seed(app, clock)
+    yield Cast(app, client, clock, thread, org_a, org_b, users)

@@ -1,0 +1,269 @@
+"""The websocket core (docs/protocol.md §11): ack after commit, idempotency, one order, resume,
+membership, and every kind of bad input answered with its code while the connection stays up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from typing import Any
+
+import pytest
+from aiohttp import ClientWebSocketResponse
+from sqlalchemy import func, select
+
+from server.appkeys import ENGINE
+from server.db.tables import Envelope
+from tests.server.conftest import Cast, b64u
+
+DEVICE = {"alice": bytes([1]) * 32, "bob": bytes([2]) * 32, "mallory": bytes([3]) * 32}
+LABEL: dict[str, Any] = {"orgs": [], "basis": "consent"}
+
+
+async def connect(
+    cast: Cast, user: str, resume: dict[str, int] | None = None
+) -> ClientWebSocketResponse:
+    token = await cast.token(user)
+    ws = await cast.client.ws_connect("/ws", headers={"Authorization": f"Bearer {token}"})
+    await ws.send_json({"type": "hello", "v": 1, "resume": resume or {}})
+    ready = await ws.receive_json()
+    assert ready["type"] == "ready", ready
+    return ws
+
+
+def send_frame(
+    cast: Cast, user: str, body: bytes, msg_id: bytes | None = None, **over: Any
+) -> dict[str, Any]:
+    frame = {
+        "type": "send",
+        "id": b64u(msg_id or os.urandom(16)),
+        "thread": str(cast.thread),
+        "epoch": 0,
+        "sender": b64u(DEVICE[user]),
+        "label": LABEL,
+        "body": b64u(body),
+    }
+    frame.update(over)
+    return frame
+
+
+async def recv(ws: ClientWebSocketResponse, kind: str, timeout: float = 5) -> dict[str, Any]:
+    while True:
+        msg = await asyncio.wait_for(ws.receive_json(), timeout)
+        if msg["type"] == kind:
+            return msg  # type: ignore[no-any-return]
+        if msg["type"] == "error" and kind != "error":
+            raise AssertionError(f"unexpected error {msg}")
+
+
+async def stored(cast: Cast) -> int:
+    async with cast.app[ENGINE].connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(Envelope))).scalar_one())
+
+
+async def test_websocket_without_credentials_is_refused(cast: Cast) -> None:
+    r = await cast.client.get("/ws")
+    assert r.status == 401
+
+
+async def test_cookie_websocket_from_another_origin_is_refused(cast: Cast) -> None:
+    await cast.login("alice")
+    r = await cast.client.get("/ws", headers={"Origin": "https://evil.example"})
+    assert r.status == 403 and (await r.json())["error"]["code"] == "koppi.bad_origin"
+
+
+async def test_cookie_websocket_from_its_own_origin_is_allowed(cast: Cast) -> None:
+    await cast.login("alice")
+    origin = f"http://{cast.client.host}:{cast.client.port}"
+    ws = await cast.client.ws_connect("/ws", headers={"Origin": origin})
+    await ws.send_json({"type": "hello", "v": 1})
+    assert (await ws.receive_json())["type"] == "ready"
+    await ws.close()
+
+
+async def test_member_sends_and_other_member_receives_after_the_ack(cast: Cast) -> None:
+    alice, bob = await connect(cast, "alice"), await connect(cast, "bob")
+    frame = send_frame(cast, "alice", b"ciphertext")
+    await alice.send_json(frame)
+    ack = await recv(alice, "ack")
+    assert (ack["seq"], ack["id"], ack["duplicate"]) == (1, frame["id"], False)
+    got = await recv(bob, "deliver")
+    assert (got["seq"], got["id"], got["body"]) == (1, frame["id"], b64u(b"ciphertext"))
+    assert got["sender"] == b64u(DEVICE["alice"]) and got["label"] == LABEL
+    assert await stored(cast) == 1
+
+
+async def test_non_member_cannot_send_or_subscribe(cast: Cast) -> None:
+    mallory = await connect(cast, "mallory")
+    await mallory.send_json(send_frame(cast, "mallory", b"x"))
+    err = await recv(mallory, "error")
+    assert err["code"] == "koppi.not_member"
+    token = await cast.token("mallory")
+    ws = await cast.client.ws_connect("/ws", headers={"Authorization": f"Bearer {token}"})
+    await ws.send_json({"type": "hello", "v": 1, "resume": {str(cast.thread): 0}})
+    assert (await ws.receive_json())["code"] == "koppi.not_member"
+    assert await stored(cast) == 0
+
+
+async def test_resend_of_the_same_id_returns_the_same_seq_and_stores_once(cast: Cast) -> None:
+    alice = await connect(cast, "alice")
+    msg_id = os.urandom(16)
+    await alice.send_json(send_frame(cast, "alice", b"one", msg_id))
+    first = await recv(alice, "ack")
+    await alice.send_json(send_frame(cast, "alice", b"one re-encrypted", msg_id))
+    again = await recv(alice, "ack")
+    assert again["seq"] == first["seq"] and again["duplicate"] is True
+    assert await stored(cast) == 1
+
+
+async def test_the_same_id_from_another_device_is_refused(cast: Cast) -> None:
+    alice, bob = await connect(cast, "alice"), await connect(cast, "bob")
+    msg_id = os.urandom(16)
+    await alice.send_json(send_frame(cast, "alice", b"one", msg_id))
+    await recv(alice, "ack")
+    await bob.send_json(send_frame(cast, "bob", b"two", msg_id))
+    err = await recv(bob, "error")
+    assert err["code"] == "koppi.duplicate_message_id" and err["id"] == b64u(msg_id)
+    assert await stored(cast) == 1
+
+
+async def test_concurrent_senders_get_one_gap_free_order_seen_by_every_member(cast: Cast) -> None:
+    senders = [await connect(cast, "alice") for _ in range(3)] + [
+        await connect(cast, "bob") for _ in range(3)
+    ]
+    watchers = [await connect(cast, "alice"), await connect(cast, "bob")]
+    per_sender = 40
+
+    async def blast(ws: ClientWebSocketResponse, user: str) -> list[int]:
+        frames = [send_frame(cast, user, os.urandom(64)) for _ in range(per_sender)]
+        for f in frames:
+            await ws.send_json(f)
+        return [(await recv(ws, "ack"))["seq"] for _ in frames]
+
+    users = ["alice"] * 3 + ["bob"] * 3
+    acked = await asyncio.gather(*(blast(ws, u) for ws, u in zip(senders, users, strict=True)))
+    total = per_sender * len(senders)
+    assert sorted(s for seqs in acked for s in seqs) == list(range(1, total + 1))
+    for seqs in acked:
+        assert seqs == sorted(seqs)  # one sender's messages keep their order
+    orders = []
+    for w in watchers:
+        orders.append([(await recv(w, "deliver"))["id"] for _ in range(total)])
+    assert orders[0] == orders[1]
+
+
+async def test_resume_delivers_exactly_what_was_missed_then_live(cast: Cast) -> None:
+    alice = await connect(cast, "alice")
+    ids = []
+    for i in range(10):
+        f = send_frame(cast, "alice", bytes([i]))
+        ids.append(f["id"])
+        await alice.send_json(f)
+        await recv(alice, "ack")
+    bob = await connect(cast, "bob", resume={str(cast.thread): 4})
+    backlog = [await recv(bob, "deliver") for _ in range(6)]
+    assert [d["seq"] for d in backlog] == list(range(5, 11))
+    assert [d["id"] for d in backlog] == ids[4:]
+    live = send_frame(cast, "alice", b"live")
+    await alice.send_json(live)
+    got = await recv(bob, "deliver")
+    assert (got["seq"], got["id"]) == (11, live["id"])
+    with pytest.raises(asyncio.TimeoutError):
+        await recv(bob, "deliver", timeout=0.3)  # no duplicate after the seam
+
+
+async def test_resume_racing_live_sends_has_no_hole_and_no_duplicate(cast: Cast) -> None:
+    alice = await connect(cast, "alice")
+    for i in range(50):
+        await alice.send_json(send_frame(cast, "alice", bytes([i])))
+    bob_task = asyncio.create_task(connect(cast, "bob", resume={str(cast.thread): 0}))
+    for i in range(50):
+        await alice.send_json(send_frame(cast, "alice", bytes([i])))
+    bob = await bob_task
+    seqs = [(await recv(bob, "deliver"))["seq"] for _ in range(100)]
+    assert seqs == list(range(1, 101))
+    with pytest.raises(asyncio.TimeoutError):
+        await recv(bob, "deliver", timeout=0.3)
+
+
+async def test_a_failed_commit_yields_no_ack_and_stores_nothing(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.repositories.threads import ThreadRepository
+
+    async def broken(*_a: object, **_k: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(ThreadRepository, "insert", broken)
+    alice = await connect(cast, "alice")
+    await alice.send_json(send_frame(cast, "alice", b"x"))
+    msg = await asyncio.wait_for(alice.receive_json(), 5)
+    assert msg["type"] == "error" and msg["code"] == "koppi.store_failed"
+    assert await stored(cast) == 0
+    monkeypatch.undo()
+    await alice.send_json(send_frame(cast, "alice", b"y"))
+    assert (await recv(alice, "ack"))["seq"] == 1  # the failed one consumed no sequence number
+
+
+BAD_FRAMES = [
+    ("not json", "koppi.frame_malformed"),
+    (json.dumps({"type": "shout"}), "koppi.frame_unknown_type"),
+    (json.dumps({"type": "send", "id": "AAAAAAAAAAAAAAAAAAAAAA"}), "koppi.frame_invalid"),
+    (json.dumps({"type": "ping", "extra": 1}), "koppi.frame_invalid"),
+    (json.dumps([1, 2]), "koppi.frame_invalid"),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"), BAD_FRAMES, ids=["malformed", "unknown", "missing", "extra", "array"]
+)
+async def test_bad_frames_get_their_code_and_the_connection_survives(
+    cast: Cast, raw: str, code: str
+) -> None:
+    alice = await connect(cast, "alice")
+    await alice.send_str(raw)
+    assert (await recv(alice, "error"))["code"] == code
+    await alice.send_json(send_frame(cast, "alice", b"still fine"))
+    assert (await recv(alice, "ack"))["seq"] == 1
+    assert await stored(cast) == 1
+
+
+@pytest.mark.parametrize(
+    ("over", "code"),
+    [
+        ({"id": b64u(b"short")}, "koppi.frame_invalid"),
+        ({"sender": "!!notbase64"}, "koppi.frame_invalid"),
+        ({"epoch": -1}, "koppi.frame_invalid"),
+        (
+            {"label": {"orgs": [str(uuid.UUID(int=2)), str(uuid.UUID(int=1))], "basis": "consent"}},
+            "koppi.frame_invalid",
+        ),
+        ({"label": {"orgs": [], "basis": "Free text!"}}, "koppi.frame_invalid"),
+        ({"thread": str(uuid.uuid4())}, "koppi.not_member"),
+    ],
+    ids=[
+        "short-id",
+        "bad-base64",
+        "negative-epoch",
+        "unsorted-label",
+        "free-text-basis",
+        "unknown-thread",
+    ],
+)
+async def test_invalid_send_fields_are_refused_and_nothing_is_stored(
+    cast: Cast, over: dict[str, Any], code: str
+) -> None:
+    alice = await connect(cast, "alice")
+    await alice.send_json(send_frame(cast, "alice", b"x", **over))
+    assert (await recv(alice, "error"))["code"] == code
+    assert await stored(cast) == 0
+
+
+async def test_frames_before_hello_are_refused(cast: Cast) -> None:
+    token = await cast.token("alice")
+    ws = await cast.client.ws_connect("/ws", headers={"Authorization": f"Bearer {token}"})
+    await ws.send_json(send_frame(cast, "alice", b"x"))
+    assert (await ws.receive_json())["code"] == "koppi.hello_required"
+    await ws.send_json({"type": "hello", "v": 2})
+    assert (await ws.receive_json())["code"] == "koppi.unsupported_version"
