@@ -1,0 +1,125 @@
+"""Migrations build the schema the code expects, on both databases; `serve` refuses an old one;
+configuration precedence is file < environment < flags."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from server.config import ConfigError, load_config
+from server.db import tables  # noqa: F401
+from server.db.base import Base
+from server.db.engine import make_engine
+from server.db.migrate import (
+    SchemaOutdated,
+    current_revision,
+    head_revision,
+    require_current_schema,
+    upgrade,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_migrations_from_empty_match_the_tables(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with pytest.raises(SchemaOutdated):
+            await require_current_schema(engine)
+        await upgrade(engine)
+        assert await current_revision(engine) == head_revision()
+        await require_current_schema(engine)
+
+        def diff(conn: Connection) -> list[object]:
+            return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))
+
+        async with engine.connect() as conn:
+            assert await conn.run_sync(diff) == []
+        await upgrade(engine)  # idempotent
+    finally:
+        await engine.dispose()
+
+
+def _koppi(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_serve_refuses_an_unmigrated_database_with_a_clear_message(sqlite_url: str) -> None:
+    result = _koppi("--database-url", sqlite_url, "serve", "--port", "0")
+    assert result.returncode == 3
+    assert "koppi db upgrade" in result.stderr and "not initialised" in result.stderr
+
+
+def test_db_upgrade_then_user_add_then_serve_starts(sqlite_url: str) -> None:
+    assert _koppi("--database-url", sqlite_url, "db", "upgrade").returncode == 0
+    assert _koppi("--database-url", sqlite_url, "org", "add", "Kela", "0246246-0").returncode == 0
+    added = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--database-url",
+            sqlite_url,
+            "user",
+            "add",
+            "0246246-0",
+            "anna",
+            "--role",
+            "professional",
+            "--password-stdin",
+        ],
+        input="a long enough password\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    assert "a long enough password" not in added.stdout + added.stderr
+    refused = _koppi(
+        "--database-url", sqlite_url, "user", "add", "9999999-9", "bob", "--password-stdin"
+    )
+    assert refused.returncode != 0
+
+
+def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "koppi.toml"
+    path.write_text('[koppi]\nport = 1111\nhost = "0.0.0.0"\nsecure_cookies = true\n')
+    assert load_config(path, env={}).port == 1111
+    assert load_config(path, env={"KOPPI_PORT": "2222"}).port == 2222
+    cfg = load_config(path, env={"KOPPI_PORT": "2222"}, overrides={"port": 3333})
+    assert (cfg.port, cfg.host, cfg.secure_cookies) == (3333, "0.0.0.0", True)
+
+
+@pytest.mark.parametrize(
+    ("content", "env"),
+    [
+        ("[koppi]\nprot = 1\n", {}),
+        ("", {"KOPPI_PORT": "eighty"}),
+        ('[koppi]\nlog_format = "xml"\n', {}),
+    ],
+    ids=["unknown-key", "bad-env-type", "bad-choice"],
+)
+def test_bad_configuration_is_an_error(tmp_path: Path, content: str, env: dict[str, str]) -> None:
+    path = tmp_path / "koppi.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError):
+        load_config(path, env=env)
