@@ -63,7 +63,7 @@ class MessagingService:
     ) -> None:
         self._threads, self._bus, self._clock, self._metrics = threads, bus, clock, metrics
         self._batch_max = batch_max
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None: stop
         self._writer: asyncio.Task[None] | None = None
         self._members: dict[uuid.UUID, frozenset[uuid.UUID]] = {}
 
@@ -73,13 +73,19 @@ class MessagingService:
         self._writer = asyncio.create_task(self._write_loop(), name="koppi-group-commit")
 
     async def stop(self) -> None:
+        """Finish the batch being committed (never cut a transaction in half), then refuse the
+        rest: their senders resend with the same id after reconnecting."""
         if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+            self._queue.put_nowait(None)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._writer), timeout=10)
+            except TimeoutError:
+                self._writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._writer
         while not self._queue.empty():
             pending = self._queue.get_nowait()
-            if not pending.done.done():
+            if pending is not None and not pending.done.done():
                 pending.done.set_exception(
                     ApiError(503, "koppi.shutting_down", "server shutting down; resend")
                 )
@@ -118,10 +124,18 @@ class MessagingService:
         return await self._threads.envelopes_after(thread_id, after_seq, limit)
 
     async def _write_loop(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
             while len(batch) < self._batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
             try:
                 await self._commit(batch)
             except Exception:

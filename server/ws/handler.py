@@ -114,6 +114,9 @@ class Connection:
         finally:
             for task in self.tasks:
                 task.cancel()
+            # Wait for the cancellations: a task stopped mid-query must hand its database
+            # connection back while the engine still exists.
+            await asyncio.gather(*self.tasks, return_exceptions=True)
             if self.subscription is not None:
                 self.bus.unsubscribe(self.subscription)
             self.outbox.put_nowait(None)
