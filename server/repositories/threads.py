@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.bus import Delivery
@@ -96,17 +96,24 @@ class ThreadRepository:
                 found[(thread_id, r.msg_id)] = (r.seq, r.sender_device)
         return found
 
-    async def reserve_seqs(self, conn: AsyncConnection, thread_id: uuid.UUID, n: int) -> int:
-        """Reserve n consecutive sequence numbers; returns the first. The UPDATE row-locks the
-        thread until the transaction ends, so concurrent writers (several processes on
-        PostgreSQL) get disjoint, gap-free ranges in commit order."""
+    async def reserve_seqs(
+        self, conn: AsyncConnection, counts: dict[uuid.UUID, int]
+    ) -> dict[uuid.UUID, int]:
+        """Reserve `counts[t]` consecutive sequence numbers in each thread t in one statement;
+        returns the first of each range. The UPDATE row-locks those threads until the
+        transaction ends, so concurrent writers (several processes on PostgreSQL) get disjoint,
+        gap-free ranges in commit order."""
+        ids = sorted(counts, key=lambda t: t.bytes)
         result = await conn.execute(
             update(Thread)
-            .where(Thread.id == thread_id)
-            .values(next_seq=Thread.next_seq + n)
-            .returning(Thread.next_seq)
+            .where(Thread.id.in_(ids))
+            .values(next_seq=Thread.next_seq + case(counts, value=Thread.id))
+            .returning(Thread.id, Thread.next_seq)
         )
-        return int(result.scalar_one()) - n
+        firsts = {row.id: int(row.next_seq) - counts[row.id] for row in result}
+        if len(firsts) != len(ids):
+            raise LookupError("a thread vanished while its envelopes were being stored")
+        return firsts
 
     async def insert(
         self, conn: AsyncConnection, rows: Sequence[tuple[NewEnvelope, int]], now: int

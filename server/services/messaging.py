@@ -181,8 +181,13 @@ class MessagingService:
                 claimed[key] = p
                 fresh.setdefault(p.envelope.thread_id, []).append(p)
             rows: list[tuple[NewEnvelope, int]] = []
+            firsts = (
+                await self._threads.reserve_seqs(conn, {t: len(i) for t, i in fresh.items()})
+                if fresh
+                else {}
+            )
             for thread_id, items in fresh.items():
-                first = await self._threads.reserve_seqs(conn, thread_id, len(items))
+                first = firsts[thread_id]
                 for offset, p in enumerate(items):
                     seq = first + offset
                     rows.append((p.envelope, seq))
