@@ -136,6 +136,7 @@ class Run:
     delivered: int = 0
     sent_at: dict[str, float] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
 
 
 async def drive(port: int, cast: Cast, seconds: float, rate: float | None, window: int = 16) -> Run:
@@ -201,7 +202,12 @@ async def drive(port: int, cast: Cast, seconds: float, rate: float | None, windo
                 if interval is not None:
                     next_at += interval
                     await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-                await credit.acquire()
+                try:
+                    await asyncio.wait_for(
+                        credit.acquire(), max(0.01, stop_at - time.perf_counter())
+                    )
+                except TimeoutError:
+                    break
                 msg_id = b64u(os.urandom(16))
                 run.sent_at[msg_id] = time.perf_counter()
                 await ws.send_str(
@@ -229,10 +235,14 @@ async def drive(port: int, cast: Cast, seconds: float, rate: float | None, windo
                 for i, (ws, t) in enumerate(zip(senders, cast.threads, strict=True))
             )
         )
+        elapsed = time.perf_counter() - started
         for r in readers:
             r.cancel()
-        for ws in receivers + senders:
-            await ws.close()
+        await asyncio.gather(
+            *(asyncio.wait_for(ws.close(), 2) for ws in receivers + senders),
+            return_exceptions=True,
+        )
+    run.elapsed = elapsed
     return run
 
 
@@ -251,6 +261,27 @@ def summary(name: str, run: Run, seconds: float) -> dict[str, float]:
         f"latency p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
     )
     return row
+
+
+async def commit_figures(port: int) -> None:
+    """Koppi's own view: how many group commits, how large, how long (from /metrics)."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as r:
+        text = await r.text()
+    values = {}
+    for line in text.splitlines():
+        for key in (
+            "koppi_commit_latency_seconds_sum",
+            "koppi_commit_latency_seconds_count",
+            "koppi_messages_accepted_total",
+        ):
+            if line.startswith(key + " "):
+                values[key] = float(line.split()[1])
+    commits = values.get("koppi_commit_latency_seconds_count", 0.0) or 1.0
+    print(
+        f"koppi group commits: {commits:.0f}, "
+        f"{values.get('koppi_messages_accepted_total', 0) / commits:.1f} envelopes each, "
+        f"{values.get('koppi_commit_latency_seconds_sum', 0) / commits * 1000:.2f} ms each"
+    )
 
 
 async def idle_rss(port: int, pid: int, tokens: list[str], threads: list[str], count: int) -> float:
@@ -334,6 +365,7 @@ async def main() -> None:
                 "relay ceiling", await drive(rport, cast, args.seconds, args.rate), args.seconds
             )
             summary("koppi", await drive(kport, cast, args.seconds, args.rate), args.seconds)
+            await commit_figures(kport)
             if args.idle:
                 per = await idle_rss(
                     kport, koppi.pid, cast.receiver_tokens, cast.threads, args.idle

@@ -25,7 +25,7 @@ from server.config import Config
 from server.db.engine import make_engine
 from server.http import api, health, pages
 from server.http.authn import RequestAuthenticator
-from server.http.middleware import csrf, errors, security_headers
+from server.http.middleware import access_log, csrf, errors, security_headers
 from server.metrics import Metrics
 from server.repositories.accounts import AccountRepository
 from server.repositories.threads import ThreadRepository
@@ -37,7 +37,8 @@ def create_app(
     cfg: Config, *, clock: Clock, rng: Rng, hash_cost: HashCost | None = None
 ) -> web.Application:
     app = web.Application(
-        client_max_size=cfg.max_http_body_bytes, middlewares=[security_headers, errors, csrf]
+        client_max_size=cfg.max_http_body_bytes,
+        middlewares=[access_log, security_headers, errors, csrf],
     )
     app[CONFIG], app[CLOCK], app[RNG] = cfg, clock, rng
     app[METRICS] = Metrics()
@@ -59,13 +60,15 @@ def create_app(
         )
         app[AUTH] = auth
         app[AUTHENTICATOR] = RequestAuthenticator(auth)
+        threads = ThreadRepository(engine)
         messaging = MessagingService(
-            ThreadRepository(engine), app[BUS], clock, app[METRICS], batch_max=cfg.commit_batch_max
+            threads, app[BUS], clock, app[METRICS], batch_max=cfg.commit_batch_max
         )
         app[MESSAGING] = messaging
         messaging.start()
         yield
         await messaging.stop()
+        threads.close()
         await engine.dispose()
 
     app.cleanup_ctx.append(database)

@@ -22,6 +22,27 @@ CSP = (
 
 
 @web.middleware
+async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One canonical line per request: method, route, status. Never bodies, cookies or tokens."""
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        log.info(
+            "http.request",
+            method=request.method,
+            route=resource.canonical if resource is not None else "?",
+            status=status,
+        )
+
+
+@web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure leaves as `{"error": {"code", "message"}}` with a stable code."""
     try:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import case, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.bus import Delivery
+from server.db.engine import make_sync_engine
 from server.db.tables import Envelope, Thread, ThreadMember
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,9 @@ class NewEnvelope:
 class ThreadRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._writer_engine: Engine | None = None  # made on the first write (SQLite only)
+        self._writer_thread: ThreadPoolExecutor | None = None
 
     async def add_thread(self, thread: Thread, members: Sequence[uuid.UUID]) -> None:
         async with self._engine.begin() as conn:
@@ -78,16 +87,46 @@ class ThreadRepository:
             )
             return [_delivery(r) for r in rows]
 
-    async def existing(
-        self, conn: AsyncConnection, keys: Sequence[tuple[uuid.UUID, bytes]]
+    async def in_write_transaction(self, body: Callable[[Connection], T]) -> T:
+        """Run `body` in one write transaction and commit.
+
+        On SQLite the body runs on a dedicated writer thread over a synchronous connection: one
+        thread hop per transaction instead of several per statement, which is what keeps group
+        commits short while the event loop is busy delivering. On PostgreSQL it runs on the async
+        engine (asyncpg is native asyncio)."""
+        if self._sqlite:
+            if self._writer_engine is None or self._writer_thread is None:
+                self._writer_engine = make_sync_engine(self._engine.url)
+                self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="koppi-writer")
+            engine = self._writer_engine
+
+            def run() -> T:
+                with engine.begin() as conn:
+                    return body(conn)
+
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._writer_thread, run)
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(body)
+
+    def close(self) -> None:
+        if self._writer_thread is not None:
+            self._writer_thread.shutdown(wait=True)
+        if self._writer_engine is not None:
+            self._writer_engine.dispose()
+
+    @staticmethod
+    def existing(
+        conn: Connection, keys: Sequence[tuple[uuid.UUID, bytes]]
     ) -> dict[tuple[uuid.UUID, bytes], tuple[int, bytes]]:
-        """Already stored (thread, msg id) -> (seq, sender device), for idempotent resends."""
-        found: dict[tuple[uuid.UUID, bytes], tuple[int, bytes]] = {}
+        """Already stored (thread, msg id) -> (seq, sender device), for idempotent resends.
+        One query per thread, each served by the unique (thread, msg id) index."""
         by_thread: dict[uuid.UUID, list[bytes]] = {}
         for thread_id, msg_id in keys:
             by_thread.setdefault(thread_id, []).append(msg_id)
+        found: dict[tuple[uuid.UUID, bytes], tuple[int, bytes]] = {}
         for thread_id, ids in by_thread.items():
-            rows = await conn.execute(
+            rows = conn.execute(
                 select(Envelope.msg_id, Envelope.seq, Envelope.sender_device).where(
                     Envelope.thread_id == thread_id, Envelope.msg_id.in_(ids)
                 )
@@ -96,15 +135,14 @@ class ThreadRepository:
                 found[(thread_id, r.msg_id)] = (r.seq, r.sender_device)
         return found
 
-    async def reserve_seqs(
-        self, conn: AsyncConnection, counts: dict[uuid.UUID, int]
-    ) -> dict[uuid.UUID, int]:
+    @staticmethod
+    def reserve_seqs(conn: Connection, counts: dict[uuid.UUID, int]) -> dict[uuid.UUID, int]:
         """Reserve `counts[t]` consecutive sequence numbers in each thread t in one statement;
         returns the first of each range. The UPDATE row-locks those threads until the
         transaction ends, so concurrent writers (several processes on PostgreSQL) get disjoint,
         gap-free ranges in commit order."""
         ids = sorted(counts, key=lambda t: t.bytes)
-        result = await conn.execute(
+        result = conn.execute(
             update(Thread)
             .where(Thread.id.in_(ids))
             .values(next_seq=Thread.next_seq + case(counts, value=Thread.id))
@@ -115,10 +153,9 @@ class ThreadRepository:
             raise LookupError("a thread vanished while its envelopes were being stored")
         return firsts
 
-    async def insert(
-        self, conn: AsyncConnection, rows: Sequence[tuple[NewEnvelope, int]], now: int
-    ) -> None:
-        await conn.execute(
+    @staticmethod
+    def insert(conn: Connection, rows: Sequence[tuple[NewEnvelope, int]], now: int) -> None:
+        conn.execute(
             insert(Envelope),
             [
                 {
@@ -135,10 +172,6 @@ class ThreadRepository:
                 for e, seq in rows
             ],
         )
-
-    def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A transaction for the messaging service's group commit."""
-        return self._engine.begin()
 
 
 def _delivery(r: object) -> Delivery:

@@ -21,6 +21,8 @@ import uuid
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from crypto.clock import Clock
 from server.bus import Delivery, FanoutBus
@@ -65,7 +67,7 @@ class MessagingService:
         self._batch_max = batch_max
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None: stop
         self._writer: asyncio.Task[None] | None = None
-        self._members: dict[uuid.UUID, frozenset[uuid.UUID]] = {}
+        self._members: dict[uuid.UUID, asyncio.Future[frozenset[uuid.UUID]]] = {}
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -97,10 +99,15 @@ class MessagingService:
 
     async def require_member(self, principal: Principal, thread_id: uuid.UUID) -> None:
         """Deny by default: the sender must be a member of the thread right now."""
-        members = self._members.get(thread_id)
-        if members is None:
-            members = await self._threads.members(thread_id)
-            self._members[thread_id] = members
+        loading = self._members.get(thread_id)
+        if loading is None:  # one query per thread however many sends arrive at once
+            loading = asyncio.ensure_future(self._threads.members(thread_id))
+            self._members[thread_id] = loading
+        try:
+            members = await asyncio.shield(loading)
+        except Exception:
+            self._members.pop(thread_id, None)
+            raise
         if principal.user_id not in members:
             raise NOT_MEMBER
 
@@ -137,13 +144,17 @@ class MessagingService:
                     break
                 batch.append(item)
             try:
-                await self._commit(batch)
+                try:
+                    await self._commit(batch, check_stored=False)
+                except IntegrityError:
+                    # A resend of a stored id (rare): look the batch's ids up, then store.
+                    await self._commit(batch, check_stored=True)
             except Exception:
                 # One bad envelope must not fail its neighbours: retry each alone.
                 log.warning("group_commit.split", size=len(batch))
                 for pending in batch:
                     try:
-                        await self._commit([pending])
+                        await self._commit([pending], check_stored=True)
                     except Exception as e:
                         if not pending.done.done():
                             log.error("envelope.store_failed", error=type(e).__name__)
@@ -151,20 +162,26 @@ class MessagingService:
                                 ApiError(500, "koppi.store_failed", "could not store; resend")
                             )
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[_Pending], *, check_stored: bool) -> None:
+        """Store a batch in one transaction. The fast path skips the lookup of already stored
+        ids: the unique (thread, msg id) index refuses a duplicate, and the caller retries the
+        batch with `check_stored`, which answers resends with their original sequence."""
         live = [p for p in batch if not p.done.done()]
         if not live:
             return
-        started = self._clock.now_ms()
-        results: list[tuple[_Pending, Accepted | ApiError]] = []
-        deliveries: list[Delivery] = []
-        now = self._clock.now_ms()
-        async with self._threads.begin() as conn:
-            stored = await self._threads.existing(
-                conn, [(p.envelope.thread_id, p.envelope.msg_id) for p in live]
-            )
+        started = now = self._clock.now_ms()
+        claimed: dict[tuple[uuid.UUID, bytes], _Pending] = {}
+
+        def store(
+            conn: Connection,
+        ) -> tuple[list[tuple[_Pending, Accepted | ApiError]], list[Delivery], int]:
+            """The whole transaction as one synchronous body: on SQLite it runs on the
+            repository's writer thread in a single hop (docs/operations.md)."""
+            results: list[tuple[_Pending, Accepted | ApiError]] = []
+            deliveries: list[Delivery] = []
+            keys = [(p.envelope.thread_id, p.envelope.msg_id) for p in live]
+            stored = self._threads.existing(conn, keys) if check_stored else {}
             fresh: dict[uuid.UUID, list[_Pending]] = {}
-            claimed: dict[tuple[uuid.UUID, bytes], _Pending] = {}
             for p in live:
                 key = (p.envelope.thread_id, p.envelope.msg_id)
                 if (
@@ -181,28 +198,32 @@ class MessagingService:
                 claimed[key] = p
                 fresh.setdefault(p.envelope.thread_id, []).append(p)
             rows: list[tuple[NewEnvelope, int]] = []
-            firsts = (
-                await self._threads.reserve_seqs(conn, {t: len(i) for t, i in fresh.items()})
-                if fresh
-                else {}
-            )
-            for thread_id, items in fresh.items():
-                first = firsts[thread_id]
-                for offset, p in enumerate(items):
-                    seq = first + offset
-                    rows.append((p.envelope, seq))
-                    results.append((p, Accepted(thread_id, p.envelope.msg_id, seq, False)))
-                    e = p.envelope
-                    deliveries.append(
-                        Delivery(
-                            thread_id, seq, e.msg_id, e.epoch, e.sender_device, e.label, e.body, now
+            if fresh:
+                firsts = self._threads.reserve_seqs(conn, {t: len(i) for t, i in fresh.items()})
+                for thread_id, items in fresh.items():
+                    for offset, p in enumerate(items):
+                        seq, e = firsts[thread_id] + offset, p.envelope
+                        rows.append((e, seq))
+                        results.append((p, Accepted(thread_id, e.msg_id, seq, False)))
+                        deliveries.append(
+                            Delivery(
+                                thread_id,
+                                seq,
+                                e.msg_id,
+                                e.epoch,
+                                e.sender_device,
+                                e.label,
+                                e.body,
+                                now,
+                            )
                         )
-                    )
-            if rows:
-                await self._threads.insert(conn, rows, now)
+                self._threads.insert(conn, rows, now)
+            return results, deliveries, len(rows)
+
+        results, deliveries, stored_count = await self._threads.in_write_transaction(store)
         # The transaction has committed: only now may anyone hear of these envelopes.
         self._metrics.commit_latency.observe((self._clock.now_ms() - started) / 1000)
-        self._metrics.messages_accepted.inc(len(rows))
+        self._metrics.messages_accepted.inc(stored_count)
         answers = {id(p): outcome for p, outcome in results}
         for p in live:
             if p.done.done():

@@ -192,7 +192,7 @@ async def test_a_failed_commit_yields_no_ack_and_stores_nothing(
 ) -> None:
     from server.repositories.threads import ThreadRepository
 
-    async def broken(*_a: object, **_k: object) -> None:
+    def broken(*_a: object, **_k: object) -> None:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(ThreadRepository, "insert", broken)
