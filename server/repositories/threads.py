@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,7 @@ from typing import TypeVar
 
 from sqlalchemy import case, insert, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.bus import Delivery
@@ -18,6 +20,10 @@ from server.db.engine import make_sync_engine
 from server.db.tables import Envelope, Thread, ThreadMember
 
 T = TypeVar("T")
+
+
+class DuplicateEnvelope(Exception):
+    """An insert hit the unique (thread, msg id) index: the batch holds an already stored id."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,8 @@ class ThreadRepository:
         for thread_id, msg_id in keys:
             by_thread.setdefault(thread_id, []).append(msg_id)
         found: dict[tuple[uuid.UUID, bytes], tuple[int, bytes]] = {}
+        if conn.dialect.name == "sqlite":
+            return _SqliteWriter(conn).existing(by_thread)
         for thread_id, ids in by_thread.items():
             rows = conn.execute(
                 select(Envelope.msg_id, Envelope.seq, Envelope.sender_device).where(
@@ -141,6 +149,8 @@ class ThreadRepository:
         returns the first of each range. The UPDATE row-locks those threads until the
         transaction ends, so concurrent writers (several processes on PostgreSQL) get disjoint,
         gap-free ranges in commit order."""
+        if conn.dialect.name == "sqlite":
+            return _SqliteWriter(conn).reserve_seqs(counts)
         ids = sorted(counts, key=lambda t: t.bytes)
         result = conn.execute(
             update(Thread)
@@ -155,6 +165,15 @@ class ThreadRepository:
 
     @staticmethod
     def insert(conn: Connection, rows: Sequence[tuple[NewEnvelope, int]], now: int) -> None:
+        if conn.dialect.name == "sqlite":
+            return _SqliteWriter(conn).insert(rows, now)
+        try:
+            ThreadRepository._insert_core(conn, rows, now)
+        except IntegrityError:
+            raise DuplicateEnvelope() from None
+
+    @staticmethod
+    def _insert_core(conn: Connection, rows: Sequence[tuple[NewEnvelope, int]], now: int) -> None:
         conn.execute(
             insert(Envelope),
             [
@@ -169,6 +188,73 @@ class ThreadRepository:
                     "body": e.body,
                     "created_at": now,
                 }
+                for e, seq in rows
+            ],
+        )
+
+
+class _SqliteWriter:
+    """The SQLite write path in plain DB-API calls on the transaction's own connection.
+
+    It runs on the writer thread inside `in_write_transaction`, where SQLAlchemy's per-statement
+    overhead (about 0.4 ms) would be most of a group commit's time. The SQL is the same as the
+    Core path's; ids are stored as SQLAlchemy's `Uuid` stores them on SQLite (32 hex digits).
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._cur = conn.connection.cursor()
+
+    def existing(
+        self, by_thread: dict[uuid.UUID, list[bytes]]
+    ) -> dict[tuple[uuid.UUID, bytes], tuple[int, bytes]]:
+        found: dict[tuple[uuid.UUID, bytes], tuple[int, bytes]] = {}
+        for thread_id, ids in by_thread.items():
+            marks = ",".join("?" * len(ids))
+            self._cur.execute(
+                "SELECT msg_id, seq, sender_device FROM envelopes "  # noqa: S608 - only ? marks
+                f"WHERE thread_id = ? AND msg_id IN ({marks})",
+                (thread_id.hex, *ids),
+            )
+            for msg_id, seq, device in self._cur.fetchall():
+                found[(thread_id, bytes(msg_id))] = (int(seq), bytes(device))
+        return found
+
+    def reserve_seqs(self, counts: dict[uuid.UUID, int]) -> dict[uuid.UUID, int]:
+        firsts: dict[uuid.UUID, int] = {}
+        for thread_id in sorted(counts, key=lambda t: t.bytes):
+            n = counts[thread_id]
+            self._cur.execute(
+                "UPDATE threads SET next_seq = next_seq + ? WHERE id = ? RETURNING next_seq",
+                (n, thread_id.hex),
+            )
+            row = self._cur.fetchone()
+            if row is None:
+                raise LookupError("a thread vanished while its envelopes were being stored")
+            firsts[thread_id] = int(row[0]) - n
+        return firsts
+
+    def insert(self, rows: Sequence[tuple[NewEnvelope, int]], now: int) -> None:
+        try:
+            self._executemany(rows, now)
+        except sqlite3.IntegrityError:
+            raise DuplicateEnvelope() from None
+
+    def _executemany(self, rows: Sequence[tuple[NewEnvelope, int]], now: int) -> None:
+        self._cur.executemany(
+            "INSERT INTO envelopes (thread_id, seq, msg_id, sender_device, sender_user, epoch, "
+            "label, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    e.thread_id.hex,
+                    seq,
+                    e.msg_id,
+                    e.sender_device,
+                    e.sender_user.hex,
+                    e.epoch,
+                    e.label,
+                    e.body,
+                    now,
+                )
                 for e, seq in rows
             ],
         )

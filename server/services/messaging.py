@@ -22,14 +22,13 @@ from dataclasses import dataclass
 
 import structlog
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from crypto.clock import Clock
 from server.bus import Delivery, FanoutBus
 from server.errors import ApiError
 from server.metrics import Metrics
 from server.principal import Principal
-from server.repositories.threads import NewEnvelope, ThreadRepository
+from server.repositories.threads import DuplicateEnvelope, NewEnvelope, ThreadRepository
 
 log = structlog.get_logger(__name__)
 
@@ -146,7 +145,7 @@ class MessagingService:
             try:
                 try:
                     await self._commit(batch, check_stored=False)
-                except IntegrityError:
+                except DuplicateEnvelope:
                     # A resend of a stored id (rare): look the batch's ids up, then store.
                     await self._commit(batch, check_stored=True)
             except Exception:
