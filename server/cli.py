@@ -99,6 +99,9 @@ def serve_command(cfg: Config, banner: str = "") -> int:
     asyncio.run(_check_schema(cfg))
     from server.app import create_app
 
+    # The SQLite writer thread re-takes the GIL after every sqlite call; while the event loop is
+    # busy, the default 5 ms switch interval would add that much to each re-take.
+    sys.setswitchinterval(0.0002)
     app = create_app(cfg, clock=SystemClock(), rng=OsRng())
     print(f"Koppi listening on http://{cfg.host}:{cfg.port}/{banner}", flush=True)
     web.run_app(app, host=cfg.host, port=cfg.port, print=None)

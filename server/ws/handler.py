@@ -95,7 +95,7 @@ class Connection:
         self.ws, self.principal, self.messaging, self.bus = ws, principal, messaging, bus
         self.cfg, self.metrics = cfg, metrics
         self.bucket = TokenBucket(clock, cfg.ws_rate, cfg.ws_burst)
-        self.outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.subscription: Subscription | None = None
         self.tasks: set[asyncio.Task[None]] = set()
@@ -225,7 +225,42 @@ class Connection:
                 return
 
     def _deliver(self, d: Delivery) -> None:
-        self._put(
+        self.outbox.put_nowait(_deliver_frames.get(d))
+        self.metrics.messages_delivered.inc()
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _put(self, frame: msgspec.Struct) -> None:
+        self.outbox.put_nowait(frames.encoder.encode(frame).decode())
+
+    def _error(self, e: ApiError, frame_id: str | None = None) -> None:
+        self.metrics.frames_rejected.labels(code=e.code).inc()
+        self._put(frames.Error(code=e.code, message=e.message, id=frame_id))
+
+    async def _write_loop(self) -> None:
+        while (data := await self.outbox.get()) is not None:
+            if self.ws.closed:
+                return
+            await self.ws.send_str(data)
+
+
+class _DeliverFrames:
+    """Encodes each delivery once, however many members receive it: a thread's members are
+    served from the same `Delivery` object within moments of each other, so a small cache keyed
+    by object identity (checked, never trusted alone) holds every frame while it is needed."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._frames: dict[int, tuple[Delivery, str]] = {}
+
+    def get(self, d: Delivery) -> str:
+        hit = self._frames.get(id(d))
+        if hit is not None and hit[0] is d:
+            return hit[1]
+        frame = frames.encoder.encode(
             frames.Deliver(
                 thread=d.thread_id,
                 seq=d.seq,
@@ -236,26 +271,14 @@ class Connection:
                 body=b64u_encode(d.body),
                 ts=d.created_at,
             )
-        )
-        self.metrics.messages_delivered.inc()
+        ).decode()
+        if len(self._frames) >= self._size:
+            self._frames.clear()
+        self._frames[id(d)] = (d, frame)
+        return frame
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
 
-    def _put(self, frame: msgspec.Struct) -> None:
-        self.outbox.put_nowait(frames.encoder.encode(frame))
-
-    def _error(self, e: ApiError, frame_id: str | None = None) -> None:
-        self.metrics.frames_rejected.labels(code=e.code).inc()
-        self._put(frames.Error(code=e.code, message=e.message, id=frame_id))
-
-    async def _write_loop(self) -> None:
-        while (data := await self.outbox.get()) is not None:
-            if self.ws.closed:
-                return
-            await self.ws.send_str(data.decode())
+_deliver_frames = _DeliverFrames()
 
 
 def _frame_id(data: str) -> str | None:
