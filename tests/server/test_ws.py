@@ -267,3 +267,26 @@ async def test_frames_before_hello_are_refused(cast: Cast) -> None:
     assert (await ws.receive_json())["code"] == "koppi.hello_required"
     await ws.send_json({"type": "hello", "v": 2})
     assert (await ws.receive_json())["code"] == "koppi.unsupported_version"
+
+
+async def test_a_lagging_member_misses_nothing_when_its_queue_overflows(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subscriber whose bounded queue overflows re-reads from the database: no hole."""
+    import server.bus
+
+    original = server.bus.Subscription.__init__
+
+    def tiny(
+        self: server.bus.Subscription, threads: frozenset[uuid.UUID], maxsize: int = 1
+    ) -> None:
+        original(self, threads, maxsize=1)
+
+    monkeypatch.setattr(server.bus.Subscription, "__init__", tiny)
+    alice, bob = await connect(cast, "alice"), await connect(cast, "bob")
+    frames = [send_frame(cast, "alice", bytes([i])) for i in range(60)]
+    for f in frames:
+        await alice.send_json(f)
+    got = [await recv(bob, "deliver") for _ in frames]
+    assert [d["seq"] for d in got] == list(range(1, 61))
+    assert [d["id"] for d in got] == [f["id"] for f in frames]
