@@ -144,7 +144,8 @@ async def drive(port: int, cast: Cast, seconds: float, rate: float | None, windo
     run = Run()
     base = f"http://127.0.0.1:{port}/ws"
     stop_at = 0.0
-    async with aiohttp.ClientSession() as http:
+    # limit=0: aiohttp's default pool of 100 connections would stall the 101st websocket.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
 
         async def open_ws(token: str, resume: dict[str, int]) -> aiohttp.ClientWebSocketResponse:
             ws = await http.ws_connect(
