@@ -32,6 +32,8 @@ from server.ws.frames import b64u_decode, b64u_encode
 log = structlog.get_logger(__name__)
 
 MAX_IN_FLIGHT = 64  # sends awaiting their commit per connection; more pauses reading
+OUTBOX_MAX = 2048  # frames waiting for a slow reader; past this the connection is dropped
+SLOW_CONSUMER = 4008  # websocket close code: too slow, reconnect and resume (nothing is lost)
 BACKLOG_PAGE = 500
 
 
@@ -95,14 +97,16 @@ class Connection:
         self.ws, self.principal, self.messaging, self.bus = ws, principal, messaging, bus
         self.cfg, self.metrics = cfg, metrics
         self.bucket = TokenBucket(clock, cfg.ws_rate, cfg.ws_burst)
-        self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_MAX)
         self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.subscription: Subscription | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.closing: asyncio.Task[None] | None = None  # the slow-consumer close, if any
+        self.writer: asyncio.Task[None] | None = None
         self.log = log.bind(user=str(principal.user_id))
 
     async def run(self) -> None:
-        writer = asyncio.create_task(self._write_loop())
+        writer = self.writer = asyncio.create_task(self._write_loop())
         try:
             async for msg in self.ws:
                 if msg.type is WSMsgType.TEXT:
@@ -112,6 +116,8 @@ class Connection:
                 elif msg.type is WSMsgType.ERROR:
                     break
         finally:
+            if self.closing is not None:  # let the close handshake finish (it has a timeout)
+                await self.closing
             for task in self.tasks:
                 task.cancel()
             # Wait for the cancellations: a task stopped mid-query must hand its database
@@ -119,6 +125,7 @@ class Connection:
             await asyncio.gather(*self.tasks, return_exceptions=True)
             if self.subscription is not None:
                 self.bus.unsubscribe(self.subscription)
+            self._drop_outbox()
             self.outbox.put_nowait(None)
             with contextlib.suppress(Exception):
                 await writer
@@ -225,8 +232,33 @@ class Connection:
                 return
 
     def _deliver(self, d: Delivery) -> None:
-        self.outbox.put_nowait(_deliver_frames.get(d))
+        self._enqueue(_deliver_frames.get(d))
         self.metrics.messages_delivered.inc()
+
+    def _enqueue(self, frame: str) -> None:
+        """Queue a frame; a reader that lets OUTBOX_MAX frames pile up is disconnected with
+        SLOW_CONSUMER instead of growing the server's memory. It resumes from its last seq."""
+        try:
+            self.outbox.put_nowait(frame)
+        except asyncio.QueueFull:
+            if self.closing is None and not self.ws.closed:
+                self.log.info("ws.slow_consumer")
+                self.closing = asyncio.create_task(self._close_slow())
+
+    async def _close_slow(self) -> None:
+        if self.writer is not None:  # no data frame may follow the close frame
+            self.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.writer
+        self._drop_outbox()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self.ws.close(code=SLOW_CONSUMER, message=b"koppi.slow_consumer"), 2
+            )
+
+    def _drop_outbox(self) -> None:
+        while not self.outbox.empty():
+            self.outbox.get_nowait()
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
@@ -234,7 +266,7 @@ class Connection:
         task.add_done_callback(self.tasks.discard)
 
     def _put(self, frame: msgspec.Struct) -> None:
-        self.outbox.put_nowait(frames.encoder.encode(frame).decode())
+        self._enqueue(frames.encoder.encode(frame).decode())
 
     def _error(self, e: ApiError, frame_id: str | None = None) -> None:
         self.metrics.frames_rejected.labels(code=e.code).inc()

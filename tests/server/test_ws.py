@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
-from aiohttp import ClientWebSocketResponse
+from aiohttp import ClientWebSocketResponse, WSMsgType
 from sqlalchemy import func, select
 
 from server.appkeys import ENGINE
@@ -290,3 +290,31 @@ async def test_a_lagging_member_misses_nothing_when_its_queue_overflows(
     got = [await recv(bob, "deliver") for _ in frames]
     assert [d["seq"] for d in got] == list(range(1, 61))
     assert [d["id"] for d in got] == [f["id"] for f in frames]
+
+
+async def test_a_slow_reader_is_disconnected_and_resumes_without_loss(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server never buffers without bound for a reader that does not keep up: it closes the
+    connection with 4008, and the member resumes from its last sequence number."""
+    import server.ws.handler
+
+    alice = await connect(cast, "alice")
+    monkeypatch.setattr(server.ws.handler, "OUTBOX_MAX", 4)  # for bob's connection only
+    bob = await connect(cast, "bob")
+    frames = [send_frame(cast, "alice", bytes([i])) for i in range(60)]
+    for f in frames:
+        await alice.send_json(f)
+    for _ in frames:
+        await recv(alice, "ack")
+    seen: list[int] = []
+    while (msg := await bob.receive(timeout=5)).type is WSMsgType.TEXT:
+        frame = msg.json()
+        if frame["type"] == "deliver":
+            seen.append(frame["seq"])
+    assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4008, "koppi.slow_consumer")
+    assert len(seen) < 60
+    monkeypatch.undo()
+    again = await connect(cast, "bob", resume={str(cast.thread): seen[-1] if seen else 0})
+    rest = [(await recv(again, "deliver"))["seq"] for _ in range(60 - len(seen))]
+    assert seen + rest == list(range(1, 61))
