@@ -368,9 +368,8 @@ async def main() -> None:
             summary("koppi", await drive(kport, cast, args.seconds, args.rate), args.seconds)
             await commit_figures(kport)
             if args.idle:
-                per = await idle_rss(
-                    kport, koppi.pid, cast.receiver_tokens, cast.threads, args.idle
-                )
+                # Sender i is a member of thread i only: resumed at the head, it has no backlog.
+                per = await idle_rss(kport, koppi.pid, cast.sender_tokens, cast.threads, args.idle)
                 print(f"koppi RSS per idle websocket: {per:.1f} KiB ({args.idle} connections)")
         finally:
             for p in (koppi, relay):
