@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.db.base import Base
 from server.db.tables import ApiToken, Organisation, Session, User
+
+Credential = TypeVar("Credential", Session, ApiToken)
+M = TypeVar("M", bound=Base)
 
 
 class AccountRepository:
@@ -46,22 +52,7 @@ class AccountRepository:
             await conn.execute(insert(Session).values(**_row(session)))
 
     async def session_with_user(self, token_hash: bytes) -> tuple[Session, User] | None:
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(Session.__table__, User.__table__)
-                    .join(User.__table__, User.id == Session.user_id)
-                    .where(Session.token_hash == token_hash)
-                )
-            ).first()
-        if row is None:
-            return None
-        cols = row._mapping
-        session = Session(
-            **{c.name: cols[Session.__table__.c[c.name]] for c in Session.__table__.c}
-        )
-        user = User(**{c.name: cols[User.__table__.c[c.name]] for c in User.__table__.c})
-        return session, user
+        return await self._credential_with_user(Session, token_hash)
 
     async def delete_session(self, token_hash: bytes) -> None:
         async with self._engine.begin() as conn:
@@ -72,22 +63,24 @@ class AccountRepository:
             await conn.execute(insert(ApiToken).values(**_row(token)))
 
     async def token_with_user(self, token_hash: bytes) -> tuple[ApiToken, User] | None:
+        return await self._credential_with_user(ApiToken, token_hash)
+
+    async def _credential_with_user(
+        self, model: type[Credential], token_hash: bytes
+    ) -> tuple[Credential, User] | None:
+        """A session or API token, looked up by the hash of its secret, with its user."""
+        table, users = model.__table__, User.__table__
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(ApiToken.__table__, User.__table__)
-                    .join(User.__table__, User.id == ApiToken.user_id)
-                    .where(ApiToken.token_hash == token_hash)
+                    select(table, users)
+                    .join(users, users.c.id == table.c.user_id)
+                    .where(table.c.token_hash == token_hash)
                 )
             ).first()
         if row is None:
             return None
-        cols = row._mapping
-        token = ApiToken(
-            **{c.name: cols[ApiToken.__table__.c[c.name]] for c in ApiToken.__table__.c}
-        )
-        user = User(**{c.name: cols[User.__table__.c[c.name]] for c in User.__table__.c})
-        return token, user
+        return _load(model, row._mapping), _load(User, row._mapping)
 
     async def revoke_token(self, token_hash: bytes, user_id: uuid.UUID) -> bool:
         async with self._engine.begin() as conn:
@@ -97,6 +90,12 @@ class AccountRepository:
                 .values(revoked=True)
             )
         return bool(result.rowcount)
+
+
+def _load(model: type[M], cols: Mapping[Any, Any]) -> M:
+    """Build a model from a joined row, taking only the model's own columns."""
+    table = model.__table__
+    return model(**{c.name: cols[table.c[c.name]] for c in table.c})
 
 
 def _row(obj: object) -> dict[str, object]:
