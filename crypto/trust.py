@@ -36,6 +36,11 @@ class VerifiedDevice:
     cert_hash: bytes
     cert_log_index: int
     revoked_at_index: int | None = None  # log index of the device's revocation entry, if any
+    not_after: int | None = None  # the certificate's expiry (seconds), if known
+
+    def expired(self, now: int) -> bool:
+        """Certificate expiry is the one time-based end of a device (a mandatory new epoch)."""
+        return self.not_after is not None and now >= self.not_after
 
     def valid_at(self, tree_size: int) -> bool:
         """Validity is ordered by log position (docs/protocol.md §3): a revocation logged at index
@@ -59,10 +64,16 @@ class ConsentCover:
     roles: frozenset[str]  # empty: every role of a covered organisation
     may_store: frozenset[bytes]
 
-    def covers(self, device: VerifiedDevice) -> bool:
-        if not self.active or device.org_id not in self.organisations:
+    def includes(self, device: VerifiedDevice) -> bool:
+        """The device's organisation (and role, if the consent names roles) is in this version,
+        whether or not the version is still in force (old commits are judged as they were)."""
+        if device.org_id not in self.organisations:
             return False
         return not self.roles or bool(self.roles & device.roles)
+
+    def covers(self, device: VerifiedDevice) -> bool:
+        """Covered now: the version is in force and includes the device."""
+        return self.active and self.includes(device)
 
 
 class TrustView(Protocol):
