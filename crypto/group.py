@@ -48,7 +48,7 @@ from crypto.identity import DeviceSecrets, KeyPackage
 from crypto.primitives import KemKey, constant_time_equal, ed25519_verify
 from crypto.schedule import EPOCH_SECRET_LEN, EpochKeys
 from crypto.treehead import ROLLBACK
-from crypto.trust import ConsentCover, TrustView, VerifiedDevice
+from crypto.trust import TrustView, VerifiedDevice
 
 WRONG_THREAD = "koppi.wrong_thread"
 FORK = "koppi.fork"
@@ -661,13 +661,15 @@ class ThreadState:
     # --- messages ---------------------------------------------------------------------------
 
     def due_removals(self, trust: TrustView, now: int) -> frozenset[bytes]:
-        """Roster devices that must go before anyone sends: revoked as of the fresh head,
-        expired, or no longer covered by an active consent."""
+        """Roster devices that must go before anyone sends: revoked as of the fresh head, with an
+        expired certificate, or not covered by the newest version of the thread's consent (a
+        revoked or expired consent covers nobody)."""
         cur = self.chain.current
         if cur is None:
             return frozenset()
         size = trust.tree_size()
-        cover: ConsentCover | None = trust.consent(cur.commit.core.evidence)
+        evidence = trust.consent(cur.commit.core.evidence)
+        cover = None if evidence is None else trust.latest_consent(evidence.consent_id)
         due = set()
         for device_id in cur.roster:
             device = trust.device(device_id)

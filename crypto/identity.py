@@ -597,6 +597,8 @@ class DeviceSecrets:
 class ConsentSource(Protocol):
     def cover(self, core_hash: bytes, now: int) -> ConsentCover | None: ...
 
+    def latest_cover(self, consent_id: bytes, now: int) -> ConsentCover | None: ...
+
 
 @dataclass
 class _OrgKey:
@@ -634,6 +636,11 @@ class TrustStore:
         if self._consents is None:
             return None
         return self._consents.cover(core_hash, self.log.effective_now_ms() // 1000)
+
+    def latest_consent(self, consent_id: bytes) -> ConsentCover | None:
+        if self._consents is None:
+            return None
+        return self._consents.latest_cover(consent_id, self.log.effective_now_ms() // 1000)
 
     def tree_size(self) -> int:
         return self.log.fresh_head().head.size

@@ -83,6 +83,10 @@ class TrustView(Protocol):
 
     def consent(self, core_hash: bytes) -> ConsentCover | None: ...
 
+    def latest_consent(self, consent_id: bytes) -> ConsentCover | None:
+        """The newest verified version of a consent (its `active` says whether it is in force)."""
+        ...
+
     def tree_size(self) -> int:
         """Size of the freshest cosigned tree head the client trusts (younger than MAX_HEAD_AGE)."""
         ...

@@ -16,6 +16,13 @@ from typing import TYPE_CHECKING
 
 from crypto.clock import FakeClock, SeededRng
 from crypto.commit import Genesis
+from crypto.consent import (
+    ConsentBook,
+    ConsentCore,
+    CoveredOrganisation,
+    next_version,
+    sign_consent,
+)
 from crypto.identity import (
     SUBJECT_DEVICE,
     DeviceCert,
@@ -37,7 +44,7 @@ from crypto.treehead import (
     key_id,
     sign_tree_head,
 )
-from crypto.trust import ConsentCover, VerifiedDevice
+from crypto.trust import VerifiedDevice, device_id_of
 
 if TYPE_CHECKING:
     from crypto.group import Member
@@ -74,16 +81,6 @@ class Device:
         return self.cert.user_id
 
 
-class StaticConsents:
-    """Consent covers by core hash (the consent registry's verified output, simplified)."""
-
-    def __init__(self) -> None:
-        self.by_hash: dict[bytes, ConsentCover] = {}
-
-    def cover(self, core_hash: bytes, now: int) -> ConsentCover | None:
-        return self.by_hash.get(core_hash)
-
-
 class World:
     def __init__(self, seed: str = "koppi-world", *, witnesses: int = 1) -> None:
         self.rng = SeededRng(seed)
@@ -96,7 +93,8 @@ class World:
         )
         self.tree = MerkleTree()
         self.entries: list[tuple[str, bytes]] = []
-        self.consents = StaticConsents()
+        self.consents = ConsentBook()
+        self._recorder: SigningKey | None = None
         self.orgs: dict[str, Org] = {}
 
     def __repr__(self) -> str:
@@ -251,34 +249,65 @@ class World:
         orgs: list[Org],
         *,
         may_store: list[Org] | None = None,
-        consent_id: bytes | None = None,
-        version: int = 1,
-        active: bool = True,
         client_ref: bytes = CLIENT_REF,
         purpose: str = PURPOSE,
+        lifetime: int = CERT_LIFETIME,
     ) -> bytes:
-        """Record a verified consent cover; returns its core hash (the commit's evidence)."""
-        consent_id = consent_id if consent_id is not None else self.rng.random_bytes(16)
-        core_hash = self.rng.random_bytes(32)
+        """Record version 1 of a consent covering `orgs`; returns its core hash (the evidence a
+        commit cites). Signed by the registry's consent-recorder device."""
         store = orgs if may_store is None else may_store
-        self.consents.by_hash[core_hash] = ConsentCover(
-            consent_id=consent_id,
-            version=version,
-            core_hash=core_hash,
+        now = self.clock.now()
+        core = ConsentCore(
+            consent_id=self.rng.random_bytes(16),
+            version=1,
+            prev_version_hash=b"",
             client_ref=client_ref,
             purpose=purpose,
-            active=active,
-            organisations=frozenset(o.org_id for o in orgs),
-            roles=frozenset(),
-            may_store=frozenset(o.org_id for o in store),
+            organisations=tuple(CoveredOrganisation(o.org_id, o in store, "consent") for o in orgs),
+            data_categories=frozenset({"social-welfare"}),
+            valid_from=now,
+            valid_until=now + lifetime,
+            status="active",
+            disclosure_basis="consent",
+            how_obtained="written",
+            info_text_hash=sha256(b"information text v1"),
+            details_hash=b"",
+            recorder=device_id_of(self.recorder.public),
+            recorded_at=now,
         )
-        return core_hash
+        return self._record(core)
 
-    def supersede(self, core_hash: bytes, orgs: list[Org], **kw: object) -> bytes:
-        """A new version of a consent (e.g. one organisation withdrawn); the old one ends."""
-        old = self.consents.by_hash[core_hash]
-        self.consents.by_hash[core_hash] = replace(old, active=False)
-        return self.consent(orgs, consent_id=old.consent_id, version=old.version + 1, **kw)  # type: ignore[arg-type]
+    @property
+    def recorder(self) -> SigningKey:
+        if self._recorder is None:
+            self._recorder = SigningKey.generate(self.rng)
+        return self._recorder
+
+    def _record(self, core: ConsentCore) -> bytes:
+        record = sign_consent(core, self.recorder)
+        self.consents.accept(record)
+        return core.core_hash
+
+    def supersede(
+        self,
+        core_hash: bytes,
+        orgs: list[Org],
+        *,
+        may_store: list[Org] | None = None,
+        revoke: bool = False,
+    ) -> bytes:
+        """A new version of a consent: other organisations (e.g. one withdrawn), or revoked."""
+        old = self.consents.record(core_hash)
+        store = orgs if may_store is None else may_store
+        core = next_version(
+            old,
+            recorded_at=self.clock.now(),
+            recorder=old.core.recorder,
+            organisations=tuple(CoveredOrganisation(o.org_id, o in store, "consent") for o in orgs),
+            status="revoked" if revoke else "active",
+            revocation_channel="phone" if revoke else "",
+        )
+        return self._record(core)
 
     def genesis(self, creator: Device, *, history_policy: str = "by-consent") -> Genesis:
         return Genesis(

@@ -405,10 +405,12 @@ def test_consent_rollback_is_refused() -> None:
     old = conf.evidence
     newer = w.supersede(old, [conf.kela, conf.county, conf.te])
     conf.commit("alice", evidence=newer)
-    w.consents.by_hash[old] = replace(w.consents.by_hash[old], active=True)
     core = replace(next_core(conf, a), evidence=old)
-    with pytest.raises(GroupError) as exc:
+    with pytest.raises(GroupError) as exc:  # live: the old version is no longer in force
         b.s.apply(forge(conf, a, core), 50, b.trust)
+    assert code(exc) == "koppi.consent_inactive"
+    with pytest.raises(GroupError) as exc:  # catching up: still never a lower version
+        b.s.apply(forge(conf, a, core), 50, b.trust, live=False)
     assert code(exc) == "koppi.consent_rollback"
 
 
@@ -541,3 +543,32 @@ def test_orgs_fixture_is_distinct() -> None:
     conf = Conference("group-orgs")
     orgs: list[Org] = [conf.kela, conf.county, conf.te]
     assert len({o.org_id for o in orgs}) == 3
+
+
+def test_withdrawing_one_organisation_cuts_it_off_at_once() -> None:
+    conf = Conference("group-withdraw")
+    conf.open_thread("bob", "carol")
+    w = conf.world
+    narrower = w.supersede(conf.evidence, [conf.kela, conf.county])  # TE withdrawn
+    with pytest.raises(RemovalDue) as exc:  # nobody sends on an epoch that still holds TE
+        conf.send("alice", "must wait")
+    assert exc.value.devices == {conf.carol.device_id}
+    a = conf.party("alice")
+    with pytest.raises(GroupError) as exc2:  # nor may a commit keep Carol under the new consent
+        a.s.propose(a.trust, w.rng, w.clock, evidence=narrower)
+    assert code(exc2) == "koppi.not_covered"
+    conf.commit("alice", remove={conf.carol.device_id: "consent-narrowed"}, evidence=narrower)
+    assert conf.party("carol").s.removed
+    data, seq = conf.send("alice", "after the withdrawal")
+    assert conf.party("bob").s.decrypt(data, seq).body == b"after the withdrawal"
+    with pytest.raises(GroupError):
+        conf.party("carol").s.decrypt(data, seq)
+
+
+def test_a_revoked_consent_fences_the_whole_thread() -> None:
+    conf = Conference("group-revoked-consent")
+    conf.open_thread("bob")
+    conf.world.supersede(conf.evidence, [conf.kela, conf.county], revoke=True)
+    with pytest.raises(RemovalDue) as exc:
+        conf.send("alice", "no")
+    assert exc.value.devices == {conf.alice.device_id, conf.bob.device_id}
