@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
+from crypto.consent import ConsentBook, ConsentRecord, verify_consent
 from crypto.encoding import Decoder, Encoder
 from crypto.errors import LocalProtocolError, RemoteProtocolError
 from crypto.primitives import (
@@ -594,12 +594,6 @@ class DeviceSecrets:
 # --- the client's verified store ----------------------------------------------------------------
 
 
-class ConsentSource(Protocol):
-    def cover(self, core_hash: bytes, now: int) -> ConsentCover | None: ...
-
-    def latest_cover(self, consent_id: bytes, now: int) -> ConsentCover | None: ...
-
-
 @dataclass
 class _OrgKey:
     cert: OrgCert
@@ -615,12 +609,10 @@ class TrustStore:
     change trust status and so need a fresh head (MAX_HEAD_AGE, fail closed).
     """
 
-    def __init__(
-        self, root_public: bytes, log: LogView, consents: ConsentSource | None = None
-    ) -> None:
+    def __init__(self, root_public: bytes, log: LogView) -> None:
         self.root_public = check_ed25519_public(root_public)
         self.log = log
-        self._consents = consents
+        self.consents = ConsentBook()
         self._org_keys: dict[bytes, _OrgKey] = {}  # by org key id
         self._devices: dict[bytes, VerifiedDevice] = {}
         self._links: dict[bytes, DeviceLink] = {}  # by new device id
@@ -633,14 +625,10 @@ class TrustStore:
         return self._devices.get(device_id)
 
     def consent(self, core_hash: bytes) -> ConsentCover | None:
-        if self._consents is None:
-            return None
-        return self._consents.cover(core_hash, self.log.effective_now_ms() // 1000)
+        return self.consents.cover(core_hash, self.now())
 
     def latest_consent(self, consent_id: bytes) -> ConsentCover | None:
-        if self._consents is None:
-            return None
-        return self._consents.latest_cover(consent_id, self.log.effective_now_ms() // 1000)
+        return self.consents.latest_cover(consent_id, self.now())
 
     def tree_size(self) -> int:
         return self.log.fresh_head().head.size
@@ -776,6 +764,19 @@ class TrustStore:
         self.log.verify_inclusion(entry, index, proof, require_fresh=False)
         self._links[link.new_device_id] = link
         return link
+
+    def add_consent(self, record_bytes: bytes, index: int, proof: Sequence[bytes]) -> ConsentRecord:
+        """A consent version: signed by a verified consent recorder valid at the fresh head, its
+        hash included in the log (fresh: consent is trust status), and extending the versions
+        already seen (never a rollback, nothing after a revocation)."""
+        record = ConsentRecord.decode(record_bytes)
+        recorder = self._devices.get(record.core.recorder)
+        if recorder is None:
+            raise IdentityError("consent recorded by an unknown device", code=UNKNOWN_DEVICE)
+        verify_consent(record_bytes, recorder, tree_size=self.tree_size())
+        self.log.verify_inclusion(record.log_entry(), index, proof, require_fresh=True)
+        self.consents.accept(record)
+        return record
 
     def linked(self, device_id: bytes) -> DeviceLink | None:
         """The DeviceLink that vouches for this device, if any (clients show unlinked new

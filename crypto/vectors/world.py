@@ -44,7 +44,7 @@ from crypto.treehead import (
     key_id,
     sign_tree_head,
 )
-from crypto.trust import VerifiedDevice, device_id_of
+from crypto.trust import VerifiedDevice
 
 if TYPE_CHECKING:
     from crypto.group import Member
@@ -92,9 +92,10 @@ class World:
             self.log_key.public, [w.public for w in self.witnesses], quorum=witnesses
         )
         self.tree = MerkleTree()
-        self.entries: list[tuple[str, bytes]] = []
-        self.consents = ConsentBook()
-        self._recorder: SigningKey | None = None
+        # (kind, log entry, what a client fetches: the entry itself, or a consent's full record)
+        self.entries: list[tuple[str, bytes, bytes]] = []
+        self.consents = ConsentBook()  # the registry's own copy
+        self._recorder: Device | None = None
         self.orgs: dict[str, Org] = {}
 
     def __repr__(self) -> str:
@@ -102,8 +103,8 @@ class World:
 
     # --- the log ----------------------------------------------------------------------------
 
-    def _log(self, kind: str, entry: bytes) -> int:
-        self.entries.append((kind, entry))
+    def _log(self, kind: str, entry: bytes, payload: bytes | None = None) -> int:
+        self.entries.append((kind, entry, entry if payload is None else payload))
         return self.tree.append(entry)
 
     def head(self) -> CosignedTreeHead:
@@ -116,7 +117,7 @@ class World:
 
     def client(self) -> TrustStore:
         """A fresh client that has verified everything logged so far."""
-        store = TrustStore(self.root.public, LogView(self.config, self.clock), self.consents)
+        store = TrustStore(self.root.public, LogView(self.config, self.clock))
         self.sync(store)
         return store
 
@@ -129,7 +130,7 @@ class World:
         proof = [] if old is None else self.tree.consistency_proof(old_size, cth.head.size)
         store.log.update(cth, proof)
         for index in range(old_size, cth.head.size):
-            kind, entry = self.entries[index]
+            kind, entry, payload = self.entries[index]
             inclusion = self.tree.inclusion_proof(index, cth.head.size)
             if kind == "org":
                 store.add_org_cert(entry, index, inclusion)
@@ -139,6 +140,8 @@ class World:
                 store.add_revocation(entry, index, inclusion)
             elif kind == "link":
                 store.add_device_link(entry, index, inclusion)
+            elif kind == "consent":
+                store.add_consent(payload, index, inclusion)
 
     # --- the operator and the organisations -------------------------------------------------
 
@@ -272,20 +275,23 @@ class World:
             how_obtained="written",
             info_text_hash=sha256(b"information text v1"),
             details_hash=b"",
-            recorder=device_id_of(self.recorder.public),
+            recorder=self.recorder.device_id,
             recorded_at=now,
         )
         return self._record(core)
 
     @property
-    def recorder(self) -> SigningKey:
+    def recorder(self) -> Device:
+        """The professional who records consents: a consent-recorder of the first organisation."""
         if self._recorder is None:
-            self._recorder = SigningKey.generate(self.rng)
+            first = next(iter(self.orgs.values()))
+            self._recorder = self.add_device(first, roles=("professional", "consent-recorder"))
         return self._recorder
 
     def _record(self, core: ConsentCore) -> bytes:
-        record = sign_consent(core, self.recorder)
+        record = sign_consent(core, self.recorder.secrets.signing)
         self.consents.accept(record)
+        self._log("consent", record.log_entry(), record.encode())
         return core.core_hash
 
     def supersede(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 
@@ -58,6 +59,16 @@ class Conference:
         self.seq += 1
         self.log.append((data, self.seq))
         return self.seq
+
+    def consent(self, orgs: list[Org], **kw: Any) -> bytes:
+        core_hash = self.world.consent(orgs, **kw)
+        self.sync_trust()
+        return core_hash
+
+    def supersede(self, core_hash: bytes, orgs: list[Org], **kw: Any) -> bytes:
+        new = self.world.supersede(core_hash, orgs, **kw)
+        self.sync_trust()
+        return new
 
     def sync_trust(self) -> None:
         for p in self.parties.values():
@@ -194,11 +205,10 @@ def test_no_history_when_the_thread_says_none() -> None:
 
 def test_history_stops_at_the_coverage_of_the_newcomers_organisation() -> None:
     conf = Conference("group-coverage")
-    w = conf.world
-    conf.evidence = w.consent([conf.kela, conf.county])  # TE not covered yet
+    conf.evidence = conf.consent([conf.kela, conf.county])  # TE not covered yet
     conf.open_thread("bob")
     a, c = conf.party("alice"), conf.party("carol")
-    wider = w.supersede(conf.evidence, [conf.kela, conf.county, conf.te])
+    wider = conf.supersede(conf.evidence, [conf.kela, conf.county, conf.te])
     conf.commit("alice", add=[member(a.trust, c.device)], evidence=wider)
     c.state = ThreadState.join(conf.genesis, c.device.secrets, conf.log, c.trust)
     assert c.s.readable_epochs == {1}  # epoch 0 did not cover TE
@@ -371,8 +381,8 @@ def test_consent_for_another_client_or_purpose_is_refused() -> None:
     a = conf.party("alice")
     a.state = ThreadState(conf.genesis, a.device.secrets)
     for evidence in (
-        w.consent([conf.kela], client_ref=bytes(32)),
-        w.consent([conf.kela], purpose="employment-services"),
+        conf.consent([conf.kela], client_ref=bytes(32)),
+        conf.consent([conf.kela], purpose="employment-services"),
     ):
         with pytest.raises(GroupError) as exc:
             a.s.propose(
@@ -384,7 +394,7 @@ def test_consent_for_another_client_or_purpose_is_refused() -> None:
 def test_an_uncovered_or_revoked_device_cannot_be_in_the_roster() -> None:
     conf = Conference("group-cover")
     w = conf.world
-    conf.evidence = w.consent([conf.kela, conf.county])
+    conf.evidence = conf.consent([conf.kela, conf.county])
     conf.open_thread("bob")
     a, c = conf.party("alice"), conf.party("carol")
     with pytest.raises(GroupError) as exc:
@@ -399,11 +409,10 @@ def test_an_uncovered_or_revoked_device_cannot_be_in_the_roster() -> None:
 
 def test_consent_rollback_is_refused() -> None:
     conf = Conference("group-consent-rollback")
-    w = conf.world
     conf.open_thread("bob")
     a, b = conf.party("alice"), conf.party("bob")
     old = conf.evidence
-    newer = w.supersede(old, [conf.kela, conf.county, conf.te])
+    newer = conf.supersede(old, [conf.kela, conf.county, conf.te])
     conf.commit("alice", evidence=newer)
     core = replace(next_core(conf, a), evidence=old)
     with pytest.raises(GroupError) as exc:  # live: the old version is no longer in force
@@ -549,7 +558,7 @@ def test_withdrawing_one_organisation_cuts_it_off_at_once() -> None:
     conf = Conference("group-withdraw")
     conf.open_thread("bob", "carol")
     w = conf.world
-    narrower = w.supersede(conf.evidence, [conf.kela, conf.county])  # TE withdrawn
+    narrower = conf.supersede(conf.evidence, [conf.kela, conf.county])  # TE withdrawn
     with pytest.raises(RemovalDue) as exc:  # nobody sends on an epoch that still holds TE
         conf.send("alice", "must wait")
     assert exc.value.devices == {conf.carol.device_id}
@@ -568,7 +577,7 @@ def test_withdrawing_one_organisation_cuts_it_off_at_once() -> None:
 def test_a_revoked_consent_fences_the_whole_thread() -> None:
     conf = Conference("group-revoked-consent")
     conf.open_thread("bob")
-    conf.world.supersede(conf.evidence, [conf.kela, conf.county], revoke=True)
+    conf.supersede(conf.evidence, [conf.kela, conf.county], revoke=True)
     with pytest.raises(RemovalDue) as exc:
         conf.send("alice", "no")
     assert exc.value.devices == {conf.alice.device_id, conf.bob.device_id}

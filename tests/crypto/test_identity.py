@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from crypto.clock import SeededRng
+from crypto.consent import ConsentError, sign_consent
 from crypto.encoding import DecodeError
 from crypto.errors import AuthFailed, KoppiError, LocalProtocolError
 from crypto.identity import (
@@ -307,3 +310,27 @@ def test_reprs_hide_private_keys() -> None:
     text = repr(dev) + repr(kela) + repr(world.client())
     assert dev.secrets.signing.seed_bytes().hex() not in text
     assert kela.key.seed_bytes().hex() not in text
+
+
+def test_consents_are_accepted_only_from_a_logged_recorder() -> None:
+    world = World("identity-consent")
+    kela, county = world.add_org("Kela"), world.add_org("County")
+    evidence = world.consent([kela, county])
+    store = world.client()
+    cover = store.consent(evidence)
+    assert (
+        cover is not None and cover.active and cover.organisations == {kela.org_id, county.org_id}
+    )
+    # A professional without the recorder role cannot record one.
+    plain = world.add_device(kela)
+    world.sync(store)
+    record = world.consents.record(evidence)
+    forged = sign_consent(
+        replace(record.core, recorder=plain.device_id, consent_id=bytes(16)), plain.secrets.signing
+    )
+    index = world._log("consent", forged.log_entry(), forged.encode())
+    cth = world.head()
+    store.log.update(cth, world.tree.consistency_proof(store.log.current.head.size, cth.head.size))  # type: ignore[union-attr]
+    with pytest.raises(ConsentError) as exc:
+        store.add_consent(forged.encode(), index, world.tree.inclusion_proof(index, cth.head.size))
+    assert code(exc) == "koppi.not_consent_recorder"
