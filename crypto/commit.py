@@ -11,7 +11,7 @@ who may commit what, and the state a client keeps, live in `crypto/group.py`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from crypto.encoding import DecodeError, Decoder, Encoder, hash_fields
@@ -22,6 +22,7 @@ from crypto.primitives import (
     SigningKey,
     aead_open,
     aead_seal,
+    check_x25519_public,
     hmac_sha256,
     hpke_open,
     hpke_seal,
@@ -492,8 +493,17 @@ def secret_plaintext(epoch: int, secret: bytes) -> bytes:
     return Encoder("koppi/v1/epoch-secret").u64(epoch).bytes(secret).finish()
 
 
-def seal_secret(recipient_kem_public: bytes, info: bytes, epoch: int, secret: bytes) -> bytes:
-    return hpke_seal(recipient_kem_public, info, secret_plaintext(epoch, secret))
+Sealer = Callable[[bytes, bytes, bytes], bytes]
+"""HPKE base-mode seal (recipient public key, info, plaintext) -> enc || ct || tag. Production
+uses `cryptography`'s (`crypto.primitives.hpke_seal`), which draws its own ephemeral key; vector
+generators pass a fixed-ephemeral one (`crypto/vectors/hpke_reference.py`)."""
+
+
+def seal_secret(
+    recipient_kem_public: bytes, info: bytes, epoch: int, secret: bytes, sealer: Sealer = hpke_seal
+) -> bytes:
+    check_x25519_public(recipient_kem_public)
+    return sealer(recipient_kem_public, info, secret_plaintext(epoch, secret))
 
 
 def open_secret(key: KemKey, info: bytes, sealed: bytes, epoch: int) -> bytes:
@@ -538,6 +548,7 @@ def build_commit(
     old_epochs: Mapping[int, OldEpoch],
     thread_info: bytes,
     signing: SigningKey,
+    sealer: Sealer = hpke_seal,
 ) -> Commit:
     """Wrap, tag and sign `core` (docs/protocol.md §5.3). `recipients` maps each roster device
     id to the X25519 public key its roster entry names (its key package, or its certificate's
@@ -553,6 +564,7 @@ def build_commit(
                 wrap_info(core.thread_id, core.epoch, core_hash, e.device_id, e.kp_hash),
                 core.epoch,
                 secret,
+                sealer,
             ),
         )
         for e in core.roster
@@ -574,6 +586,7 @@ def build_commit(
                 ),
                 g.epoch,
                 old_epochs[g.epoch].secret,
+                sealer,
             ),
         )
         for g in core.history

@@ -35,6 +35,7 @@ from crypto.commit import (
     HistoryGrant,
     OldEpoch,
     RosterEntry,
+    Sealer,
     build_commit,
     confirmation_tag,
     history_info,
@@ -45,7 +46,7 @@ from crypto.commit import (
 from crypto.epoch import EPOCH_ID_LEN, Epoch
 from crypto.errors import AuthFailed, LocalProtocolError
 from crypto.identity import DeviceSecrets, KeyPackage
-from crypto.primitives import KemKey, constant_time_equal, ed25519_verify
+from crypto.primitives import KemKey, constant_time_equal, ed25519_verify, hpke_seal
 from crypto.schedule import EPOCH_SECRET_LEN, EpochKeys
 from crypto.treehead import ROLLBACK
 from crypto.trust import TrustView, VerifiedDevice
@@ -365,8 +366,11 @@ class _Pending:
 class ThreadState:
     """One device's view of one thread. Drive it with `propose`/`apply` and `encrypt`/`decrypt`."""
 
-    def __init__(self, genesis: Genesis, me: DeviceSecrets) -> None:
+    def __init__(
+        self, genesis: Genesis, me: DeviceSecrets, *, sealer: Sealer | None = None
+    ) -> None:
         self.chain = Chain(genesis)
+        self._sealer: Sealer = sealer or hpke_seal
         self.me = me
         self._secrets: dict[int, bytes] = {}
         self._epochs: dict[int, Epoch] = {}
@@ -516,6 +520,7 @@ class ThreadState:
             },
             thread_info=self.thread_info if thread_info is None else thread_info,
             signing=self.me.signing,
+            sealer=self._sealer,
         )
         data = commit.encode()
         # Never send a commit the rules refuse: the same check every member will run.

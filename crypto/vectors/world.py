@@ -45,6 +45,7 @@ from crypto.treehead import (
     sign_tree_head,
 )
 from crypto.trust import VerifiedDevice
+from crypto.vectors import hpke_reference
 
 if TYPE_CHECKING:
     from crypto.group import Member
@@ -100,6 +101,11 @@ class World:
 
     def __repr__(self) -> str:
         return f"World(log_size={self.tree.size}, orgs={sorted(self.orgs)})"
+
+    def sealer(self, public: bytes, info: bytes, plaintext: bytes) -> bytes:
+        """HPKE with the ephemeral key drawn from the world's seeded RNG, so generated commits
+        are reproducible byte for byte (`crypto.primitives.hpke_open` opens them)."""
+        return hpke_reference.seal(public, info, plaintext, ephemeral_ikm=self.rng.random_bytes(32))
 
     # --- the log ----------------------------------------------------------------------------
 
