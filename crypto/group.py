@@ -607,6 +607,8 @@ class ThreadState:
             self.removed = True
         if own or dropped:
             self._pending = None
+        # Epochs before the previous one have closed windows (koppi.stale_epoch refuses them).
+        self._replay.forget_before(self.thread_id, core.epoch - 1)
         self.thread_info = info
         return CommitEvent(
             epoch=core.epoch,

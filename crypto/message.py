@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from crypto.encoding import Decoder, Encoder
+from crypto.encoding import DecodeError, Decoder, Encoder
 from crypto.epoch import EPOCH_ID_LEN, Epoch
 from crypto.errors import LocalProtocolError, RemoteProtocolError
 from crypto.primitives import (
+    AEAD_TAG_LEN,
     SigningKey,
     aead_open,
     aead_seal,
@@ -47,6 +48,9 @@ MAX_CONTENT_TYPE = 64
 BUCKETS = (256, 1024, 4096, 16384, 65536)
 BUCKET_STEP = 65536
 MAX_PADDED = 1024 * 1024
+MAX_LABEL_ORGS = 1000
+MAX_HEADER = 64 * 1024
+HEAD_HASH_LEN = 32
 
 # A storage label's basis is a code from this fixed list (the server sees it: no free text).
 BASIS_CODES = frozenset({"consent", "legal-obligation", "public-task", "vital-interests"})
@@ -89,6 +93,8 @@ class StorageLabel:
             raise MessageError("storage basis outside the fixed list", code=BAD_LABEL)
         if any(len(o) != ORG_ID_LEN for o in self.organisations):
             raise MessageError("organisation ids are 16 bytes", code=BAD_LABEL)
+        if not 0 <= self.retention_days < 1 << 32:
+            raise MessageError("retention days must fit a u32", code=BAD_LABEL)
 
     def encode(self) -> bytes:
         return (
@@ -102,7 +108,7 @@ class StorageLabel:
     @classmethod
     def decode(cls, data: bytes) -> StorageLabel:
         dec = Decoder(data, "koppi/v1/storage-label")
-        orgs = frozenset(dec.list(max_items=1000, item_max_len=ORG_ID_LEN))
+        orgs = frozenset(dec.list(max_items=MAX_LABEL_ORGS, item_max_len=ORG_ID_LEN))
         label = cls(orgs, dec.text(max_len=64), dec.u32())
         dec.finish()
         return label
@@ -162,7 +168,7 @@ class Header:
             message_id=dec.bytes(length=MESSAGE_ID_LEN),
             timestamp_ms=dec.u64(),
             reuse_guard=dec.bytes(length=REUSE_GUARD_LEN),
-            label=StorageLabel.decode(dec.bytes(max_len=64 * 1024)),
+            label=StorageLabel.decode(dec.bytes(max_len=MAX_HEADER)),
         )
         dec.finish()
         return header
@@ -228,7 +234,8 @@ def unpad(padded: bytes) -> bytes:
     return padded[: end - 1]
 
 
-def _content(content_type: str, tree_size: int, head_hash: bytes, body: bytes) -> bytes:
+def encode_content(content_type: str, tree_size: int, head_hash: bytes, body: bytes) -> bytes:
+    """The plaintext before padding; the echoed tree head rides inside, hidden from the server."""
     return (
         Encoder("koppi/v1/msg-content")
         .text(content_type)
@@ -239,18 +246,31 @@ def _content(content_type: str, tree_size: int, head_hash: bytes, body: bytes) -
     )
 
 
-def _signed_message(header: bytes, ciphertext: bytes) -> bytes:
+def signature_input(header: bytes, ciphertext: bytes) -> bytes:
+    """What the sender signs: the header and a hash of the ciphertext, so anyone can check it."""
     return Encoder("koppi/v1/msg-sig").bytes(header).bytes(sha256(ciphertext)).finish()
 
 
-def _wire(header: bytes, ciphertext: bytes, signature: bytes) -> bytes:
+def encode_message(header: bytes, ciphertext: bytes, signature: bytes) -> bytes:
     return Encoder("koppi/v1/message").bytes(header).bytes(ciphertext).bytes(signature).finish()
+
+
+def decode_message(data: bytes) -> tuple[bytes, bytes, bytes]:
+    """Split a wire message strictly into (header encoding, ciphertext, signature)."""
+    if len(data) > MAX_PADDED + MAX_HEADER + 1024:
+        raise MessageError("message too large", code=TOO_LARGE)
+    dec = Decoder(data, "koppi/v1/message")
+    header = dec.bytes(max_len=MAX_HEADER)
+    ciphertext = dec.bytes(max_len=MAX_PADDED + AEAD_TAG_LEN)
+    signature = dec.bytes(length=SIG_LEN)
+    dec.finish()
+    return header, ciphertext, signature
 
 
 def peek_header(data: bytes) -> Header:
     """Decode a message's header without verifying anything (to pick the epoch to open it with)."""
     dec = Decoder(data, "koppi/v1/message")
-    return Header.decode(dec.bytes(max_len=64 * 1024 + 512))
+    return Header.decode(dec.bytes(max_len=MAX_HEADER))
 
 
 # --- seal and open --------------------------------------------------------------------------------
@@ -271,7 +291,10 @@ def seal(
     tree_head_hash: bytes,
 ) -> bytes:
     """Seal one message. Pure: the caller picks counter, ids and guard (from its injected RNG) and
-    persists counter + 1 before calling, so a counter is never used twice."""
+    persists counter + 1 before calling, so a counter is never used twice.
+
+    The sender's device id is derived from its key, so it cannot name another device by mistake.
+    """
     device_id = device_id_of(sender.public)
     if device_id not in epoch.roster:
         raise LocalProtocolError("sender not in the epoch's roster", code=NOT_IN_ROSTER)
@@ -279,8 +302,12 @@ def seal(
         raise LocalProtocolError(
             "label names an organisation the consent does not let store", code=LABEL_NOT_COVERED
         )
-    if len(content_type) > MAX_CONTENT_TYPE or len(message_id) != MESSAGE_ID_LEN:
-        raise LocalProtocolError("bad content type or message id")
+    if len(content_type.encode("utf-8")) > MAX_CONTENT_TYPE:
+        raise LocalProtocolError("content type longer than 64 bytes")
+    if len(message_id) != MESSAGE_ID_LEN or len(reuse_guard) != REUSE_GUARD_LEN:
+        raise LocalProtocolError("a message id is 16 bytes and a reuse guard 4")
+    if len(tree_head_hash) not in (0, HEAD_HASH_LEN):
+        raise LocalProtocolError("the echoed tree head hash is 32 bytes or empty")
     header = Header(
         epoch.thread_id,
         epoch.number,
@@ -293,20 +320,18 @@ def seal(
         label,
     ).encode()
     key, nonce = message_key(sender_secret(epoch, device_id), counter, reuse_guard)
-    padded = pad(_content(content_type, tree_size, tree_head_hash, body))
+    padded = pad(encode_content(content_type, tree_size, tree_head_hash, body))
     ciphertext = aead_seal(key, nonce, padded, header)
-    return _wire(header, ciphertext, sender.sign(_signed_message(header, ciphertext)))
+    return encode_message(header, ciphertext, sender.sign(signature_input(header, ciphertext)))
 
 
 def open(epoch: Epoch, data: bytes) -> OpenedMessage:
-    """Verify and decrypt one message of `epoch`, checks in the order of docs/protocol.md §7.4."""
-    if len(data) > MAX_PADDED + 64 * 1024:
-        raise MessageError("message too large", code=TOO_LARGE)
-    dec = Decoder(data, "koppi/v1/message")
-    header_bytes = dec.bytes(max_len=64 * 1024 + 512)
-    ciphertext = dec.bytes(max_len=MAX_PADDED + 16)
-    signature = dec.bytes(length=SIG_LEN)
-    dec.finish()
+    """Verify and decrypt one message of `epoch`, checks in the order of docs/protocol.md §7.4.
+
+    Cheap, public checks come first; the signature is checked before any key is derived, so a
+    forged message costs a receiver one verification and reveals nothing about the keys.
+    """
+    header_bytes, ciphertext, signature = decode_message(data)
     header = Header.decode(header_bytes)
     if header.thread_id != epoch.thread_id:
         raise MessageError("message of another thread", code=WRONG_THREAD)
@@ -318,20 +343,22 @@ def open(epoch: Epoch, data: bytes) -> OpenedMessage:
     if sender is None:
         raise MessageError("sender not in the epoch's roster", code=NOT_IN_ROSTER)
     if not sender.valid_at(epoch.tree_size):
-        raise MessageError("sender revoked before this epoch", code=SENDER_REVOKED)
-    ed25519_verify(sender.signing_public, _signed_message(header_bytes, ciphertext), signature)
+        raise MessageError("sender not valid at this epoch's tree size", code=SENDER_REVOKED)
+    ed25519_verify(sender.signing_public, signature_input(header_bytes, ciphertext), signature)
     if not header.label.allowed_in(epoch):
         raise MessageError(
             "label names an organisation the consent does not let store", code=LABEL_NOT_COVERED
         )
-    key, nonce = message_key(sender_secret(epoch, header.sender), header.counter,
-                             header.reuse_guard)  # fmt: skip
+    secret = sender_secret(epoch, header.sender)
+    key, nonce = message_key(secret, header.counter, header.reuse_guard)
     content = Decoder(
         unpad(aead_open(key, nonce, ciphertext, header_bytes)), "koppi/v1/msg-content"
     )
     content_type = content.text(max_len=MAX_CONTENT_TYPE)
     tree_size = content.u64()
-    head_hash = content.bytes(max_len=32)
+    head_hash = content.bytes(max_len=HEAD_HASH_LEN)
+    if len(head_hash) not in (0, HEAD_HASH_LEN):
+        raise DecodeError("the echoed tree head hash is 32 bytes or empty")
     body = content.bytes(max_len=MAX_PADDED)
     content.finish()
     return OpenedMessage(header, sender, content_type, tree_size, head_hash, body, sha256(data))
@@ -343,32 +370,48 @@ class ReplayGuard:
     - the same key with byte-identical bytes: `koppi.replay` (a resend; drop it quietly);
     - the same key with other bytes: `koppi.counter_reuse` (an alarm: a broken or malicious sender
       reused a key and nonce);
-    - a new counter with a message id already seen: allowed (an unacknowledged message
-      re-encrypted for a new epoch keeps its id) and reported by `seen_id` so the UI shows it once.
+    - a new counter with a message id the same sender already used in this thread: allowed (an
+      unacknowledged message re-encrypted for a new epoch keeps its id) and reported by `check`'s
+      result so the UI shows it once.
+
+    Memory is bounded by epochs: the thread state forgets an epoch once its sequence window is
+    closed (`koppi.stale_epoch` then refuses that epoch's messages before they get here).
     """
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[bytes, int, bytes, int], bytes] = {}
-        self._ids: set[tuple[bytes, bytes]] = set()
+        # (thread, epoch) -> {(sender, counter): SHA-256 of the wire message}
+        self._seen: dict[tuple[bytes, int], dict[tuple[bytes, int], bytes]] = {}
+        # (thread, epoch) -> {(sender, message id)}
+        self._ids: dict[tuple[bytes, int], set[tuple[bytes, bytes]]] = {}
 
     def __repr__(self) -> str:
-        return f"ReplayGuard(entries={len(self._seen)})"
+        return f"ReplayGuard(epochs={len(self._seen)})"
 
     def check(self, opened: OpenedMessage) -> bool:
         """Record `opened`; returns True if its message id was seen before (a re-encryption)."""
         h = opened.header
-        key = (h.thread_id, h.epoch, h.sender, h.counter)
-        known = self._seen.get(key)
+        epoch_key = (h.thread_id, h.epoch)
+        seen = self._seen.setdefault(epoch_key, {})
+        known = seen.get((h.sender, h.counter))
         if known is not None:
             if constant_time_equal(known, opened.wire_hash):
                 raise MessageError("message already received", code=REPLAY)
             raise MessageError("counter reused with different bytes", code=COUNTER_REUSE)
-        self._seen[key] = opened.wire_hash
+        seen[(h.sender, h.counter)] = opened.wire_hash
         id_key = (h.sender, h.message_id)
-        dup = id_key in self._ids
-        self._ids.add(id_key)
-        return dup
+        duplicate = any(
+            id_key in ids for (thread, _), ids in self._ids.items() if thread == h.thread_id
+        )
+        self._ids.setdefault(epoch_key, set()).add(id_key)
+        return duplicate
 
     def forget_epoch(self, thread_id: bytes, epoch: int) -> None:
-        """Drop an epoch the thread has moved past (its window is closed: stale_epoch guards it)."""
-        self._seen = {k: v for k, v in self._seen.items() if (k[0], k[1]) != (thread_id, epoch)}
+        """Drop one epoch the thread has moved past."""
+        self._seen.pop((thread_id, epoch), None)
+        self._ids.pop((thread_id, epoch), None)
+
+    def forget_before(self, thread_id: bytes, epoch: int) -> None:
+        """Drop every epoch of the thread numbered below `epoch`."""
+        for key in [k for k in self._seen.keys() | self._ids.keys() if k[0] == thread_id]:
+            if key[1] < epoch:
+                self.forget_epoch(*key)
