@@ -98,6 +98,7 @@ class World:
         self.consents = ConsentBook()  # the registry's own copy
         self._recorder: Device | None = None
         self.orgs: dict[str, Org] = {}
+        self.devices: list[Device] = []
 
     def __repr__(self) -> str:
         return f"World(log_size={self.tree.size}, orgs={sorted(self.orgs)})"
@@ -215,6 +216,7 @@ class World:
         )
         secrets = DeviceSecrets(signing, cert_kem).with_package(kp.kp_hash, kem)
         device = Device(secrets, cert, kp, org)
+        self.devices.append(device)
         return device
 
     def new_key_package(self, device: Device) -> KeyPackage:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
-from crypto.clock import SeededRng
+from crypto.clock import FakeClock, SeededRng
 from crypto.consent import ConsentError, sign_consent
-from crypto.encoding import DecodeError
+from crypto.encoding import DecodeError, Encoder
 from crypto.errors import AuthFailed, KoppiError, LocalProtocolError
 from crypto.identity import (
     KEY_PACKAGE_MAX_LIFETIME,
@@ -20,11 +21,13 @@ from crypto.identity import (
     KeyPackage,
     OrgCert,
     Revocation,
+    TrustStore,
 )
 from crypto.merkle import MerkleError
-from crypto.primitives import SigningKey
-from crypto.treehead import MAX_HEAD_AGE_MS, TreeHeadError
+from crypto.primitives import SigningKey, ed25519_verify
+from crypto.treehead import MAX_HEAD_AGE_MS, CosignedTreeHead, LogConfig, LogView, TreeHeadError
 from crypto.vectors.world import World
+from tests.crypto.vectors import ids, load, unhex
 
 
 def code(exc: pytest.ExceptionInfo[KoppiError]) -> str:
@@ -334,3 +337,81 @@ def test_consents_are_accepted_only_from_a_logged_recorder() -> None:
     with pytest.raises(ConsentError) as exc:
         store.add_consent(forged.encode(), index, world.tree.inclusion_proof(index, cth.head.size))
     assert code(exc) == "koppi.not_consent_recorder"
+
+
+# --- the vector file (the browser twin runs the same cases) ------------------------------------
+
+IDENTITY = load("koppi-identity.json")
+ADD = {
+    "org": TrustStore.add_org_cert,
+    "device": TrustStore.add_device_cert,
+    "revocation": TrustStore.add_revocation,
+    "link": TrustStore.add_device_link,
+    "consent": TrustStore.add_consent,
+}
+DECODE: dict[str, Any] = {
+    "org": OrgCert.decode,
+    "device": DeviceCert.decode,
+    "key_package": KeyPackage.decode,
+    "link": DeviceLink.decode,
+    "revocation": Revocation.decode,
+}
+
+
+@pytest.mark.parametrize("case", IDENTITY.doc["structures"], ids=ids(IDENTITY.doc["structures"]))
+def test_vector_structure_decodes_and_verifies(case: dict[str, Any]) -> None:
+    inputs = IDENTITY.doc["inputs"]
+    root = SigningKey.from_seed(unhex(inputs["root_seed"]))
+    org = SigningKey.from_seed(unhex(inputs["org_seed"]))
+    device = SigningKey.from_seed(unhex(inputs["device_seed"]))
+    obj = DECODE[case["kind"]](unhex(case["encoding"]))
+    assert obj.encode().hex() == case["encoding"]
+    assert obj.core().hex() == case["core"]
+    if isinstance(obj, OrgCert):
+        ed25519_verify(
+            root.public,
+            Encoder("koppi/v1/org-cert-sig/root").bytes(obj.core()).finish(),
+            obj.root_sig,
+        )
+        assert obj.key_id.hex() == case["key_id"]
+    elif isinstance(obj, DeviceCert):
+        ed25519_verify(
+            org.public, Encoder("koppi/v1/device-cert-sig").bytes(obj.core()).finish(), obj.org_sig
+        )
+        assert obj.cert_hash.hex() == case["cert_hash"]
+    elif isinstance(obj, KeyPackage):
+        ed25519_verify(
+            device.public,
+            Encoder("koppi/v1/key-package-sig").bytes(obj.core()).finish(),
+            obj.device_sig,
+        )
+        assert obj.kp_hash.hex() == case["kp_hash"]
+
+
+@pytest.mark.parametrize("case", IDENTITY.cases, ids=ids(IDENTITY.cases))
+def test_vector_trust_case(case: dict[str, Any]) -> None:
+    clock = FakeClock(case["now_ms"] // 1000)
+    config = LogConfig.create(
+        unhex(case["log_public"]),
+        [unhex(k) for k in case["witness_publics"]],
+        quorum=case["quorum"],
+    )
+    store = TrustStore(unhex(case["root_public"]), LogView(config, clock))
+    store.log.update(CosignedTreeHead.decode(unhex(case["tree_head"])), [])
+    for e in case["entries"]:
+        add = ADD[e["kind"]]
+        args = (store, unhex(e["data"]), e["index"], [unhex(p) for p in e["proof"]])
+        if e["index"] == case.get("failing_entry"):
+            with pytest.raises(KoppiError) as exc:
+                add(*args)
+            assert exc.value.code == case["expected_error"]
+            return
+        add(*args)
+    assert "expected_error" not in case
+    for d in case["expected_devices"]:
+        v = store.device(unhex(d["device_id"]))
+        assert v is not None
+        assert (v.cert_log_index, v.revoked_at_index) == (
+            d["cert_log_index"],
+            d["revoked_at_index"],
+        )
