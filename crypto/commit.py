@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from crypto.encoding import DecodeError, Decoder, Encoder, hash_fields
 from crypto.errors import RemoteProtocolError
@@ -140,6 +141,12 @@ class RosterEntry:
     kp_hash: bytes
 
     def encode(self) -> bytes:
+        return self.encoded
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The encoding, computed once (decoding is canonical, so a decoded value keeps its
+        input bytes)."""
         return (
             Encoder("koppi/v1/roster-entry")
             .bytes(self.device_id)
@@ -163,6 +170,7 @@ class RosterEntry:
         dec.finish()
         if len(e.kp_hash) not in (0, HASH_LEN):
             raise DecodeError("kp_hash is empty or 32 bytes")
+        e.__dict__["encoded"] = bytes(data)
         return e
 
 
@@ -179,6 +187,12 @@ class Change:
     revocation_index: int = 0
 
     def encode(self) -> bytes:
+        return self.encoded
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The encoding, computed once (decoding is canonical, so a decoded value keeps its
+        input bytes)."""
         return (
             Encoder("koppi/v1/change")
             .bytes(self.device_id)
@@ -203,6 +217,7 @@ class Change:
         allowed = {ADD: ADD_REASONS, REMOVE: REMOVE_REASONS, UPDATE: UPDATE_REASONS}.get(c.kind)
         if allowed is None or c.reason not in allowed:
             raise CommitError("unknown change kind or reason", code="koppi.bad_change")
+        c.__dict__["encoded"] = bytes(data)
         return c
 
 
@@ -215,6 +230,12 @@ class HistoryGrant:
     epoch: int
 
     def encode(self) -> bytes:
+        return self.encoded
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The encoding, computed once (decoding is canonical, so a decoded value keeps its
+        input bytes)."""
         return Encoder("koppi/v1/history-grant").bytes(self.device_id).u64(self.epoch).finish()
 
     @classmethod
@@ -222,6 +243,7 @@ class HistoryGrant:
         dec = Decoder(data, "koppi/v1/history-grant")
         g = cls(dec.bytes(length=HASH_LEN), dec.u64())
         dec.finish()
+        g.__dict__["encoded"] = bytes(data)
         return g
 
 
@@ -248,6 +270,12 @@ class CommitCore:
     suite: int = SUITE
 
     def encode(self) -> bytes:
+        return self.encoded
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The encoding, computed once (decoding is canonical, so a decoded value keeps its
+        input bytes)."""
         return (
             Encoder("koppi/v1/commit-core")
             .u16(self.version)
@@ -302,9 +330,10 @@ class CommitCore:
         changed = [c.device_id for c in changes]
         if len(set(changed)) != len(changed):
             raise DecodeError("a device has two changes in one commit")
+        core.__dict__["encoded"] = bytes(data)
         return core
 
-    @property
+    @cached_property
     def hash(self) -> bytes:
         """core_hash = H("koppi/v1/commit-core", CommitCore)."""
         return hash_fields("koppi/v1/commit-core", self.encode())
@@ -319,6 +348,12 @@ class Wrap:
     sealed: bytes = field(repr=False)
 
     def encode(self) -> bytes:
+        return self.encoded
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The encoding, computed once (decoding is canonical, so a decoded value keeps its
+        input bytes)."""
         return (
             Encoder("koppi/v1/wrap-entry")
             .bytes(self.device_id)
@@ -332,6 +367,7 @@ class Wrap:
         dec = Decoder(data, "koppi/v1/wrap-entry")
         w = cls(dec.bytes(length=HASH_LEN), dec.bytes(max_len=HASH_LEN), dec.bytes(max_len=256))
         dec.finish()
+        w.__dict__["encoded"] = bytes(data)
         return w
 
 
@@ -344,6 +380,12 @@ class HistoryWrap:
     sealed: bytes = field(repr=False)
 
     def encode(self) -> bytes:
+        return self.encoded
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The encoding, computed once (decoding is canonical, so a decoded value keeps its
+        input bytes)."""
         return (
             Encoder("koppi/v1/history-wrap")
             .bytes(self.device_id)
@@ -357,6 +399,7 @@ class HistoryWrap:
         dec = Decoder(data, "koppi/v1/history-wrap")
         w = cls(dec.bytes(length=HASH_LEN), dec.u64(), dec.bytes(max_len=256))
         dec.finish()
+        w.__dict__["encoded"] = bytes(data)
         return w
 
 
@@ -373,6 +416,12 @@ class Commit:
     signature: bytes = field(repr=False)
 
     def encode(self) -> bytes:
+        return self.encoded
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The encoding, computed once (decoding is canonical, so a decoded value keeps its
+        input bytes)."""
         return (
             Encoder("koppi/v1/commit")
             .bytes(self.core.encode())
@@ -399,9 +448,10 @@ class Commit:
             dec.bytes(length=SIG_LEN),
         )
         dec.finish()
+        commit.__dict__["encoded"] = bytes(data)
         return commit
 
-    @property
+    @cached_property
     def hash(self) -> bytes:
         """commit_hash = SHA-256(encode(commit)); epoch_id is its first 16 bytes."""
         return sha256(self.encode())

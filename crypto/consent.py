@@ -377,6 +377,7 @@ class ConsentBook:
             organisations=core.covered,
             roles=roles,
             may_store=frozenset(o.org_id for o in core.organisations if o.may_store),
+            changes_at=next((t for t in (core.valid_from, core.valid_until) if now < t), None),
         )
 
     def latest_cover(self, consent_id: bytes, now: int) -> ConsentCover | None:

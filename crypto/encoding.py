@@ -21,6 +21,7 @@ canonicalisation anywhere on the crypto path.
 from __future__ import annotations
 
 import builtins
+import functools
 import itertools
 from collections.abc import Iterable, Sequence
 from typing import Self
@@ -44,8 +45,7 @@ class Encoder:
     __slots__ = ("_parts",)
 
     def __init__(self, label: str) -> None:
-        self._parts: builtins.list[builtins.bytes] = []
-        self.bytes(_label_bytes(label))
+        self._parts: builtins.list[builtins.bytes] = [_label_field(label)]
 
     def u8(self, value: int) -> Self:
         return self._int(value, 1)
@@ -63,10 +63,11 @@ class Encoder:
         return self.u8(1 if value else 0)
 
     def bytes(self, value: builtins.bytes) -> Self:
-        if len(value) > MAX_FIELD:
+        n = len(value)
+        if n > MAX_FIELD:
             raise ValueError("field too large to encode")
-        self._parts.append(len(value).to_bytes(4, "big"))
-        self._parts.append(bytes(value))
+        self._parts.append(n.to_bytes(4, "big"))
+        self._parts.append(value if type(value) is builtins.bytes else builtins.bytes(value))
         return self
 
     def text(self, value: str) -> Self:
@@ -101,10 +102,12 @@ class Encoder:
 class Decoder:
     """Reads an encoding strictly, field by field; `finish()` rejects trailing bytes."""
 
-    __slots__ = ("_data", "_pos")
+    __slots__ = ("_data", "_end", "_pos")
 
     def __init__(self, data: builtins.bytes, label: str) -> None:
-        self._data = memoryview(bytes(data))
+        # Plain bytes and slicing: decoding is on every receive path, so it stays lean.
+        self._data = data if type(data) is builtins.bytes else builtins.bytes(data)
+        self._end = len(self._data)
         self._pos = 0
         if self.bytes(max_len=256) != _label_bytes(label):
             raise DecodeError(f"expected an encoding labelled {label!r}")
@@ -128,12 +131,20 @@ class Decoder:
         return value == 1
 
     def bytes(self, *, length: int | None = None, max_len: int = MAX_FIELD) -> builtins.bytes:
-        n = self.u32()
+        pos = self._pos
+        start = pos + 4
+        if start > self._end:
+            raise DecodeError("encoding ends early")
+        n = int.from_bytes(self._data[pos:start], "big")
         if length is not None and n != length:
             raise DecodeError(f"expected a {length}-byte field, got {n}")
         if n > max_len:
             raise DecodeError("field longer than allowed")
-        return self._take(n)
+        end = start + n
+        if end > self._end:
+            raise DecodeError("encoding ends early")
+        self._pos = end
+        return self._data[start:end]
 
     def text(self, *, max_len: int = 4096) -> str:
         raw = self.bytes(max_len=max_len)
@@ -157,24 +168,29 @@ class Decoder:
         return items
 
     def remaining(self) -> int:
-        return len(self._data) - self._pos
+        return self._end - self._pos
 
     def finish(self) -> None:
-        if self._pos != len(self._data):
+        if self._pos != self._end:
             raise DecodeError("trailing bytes after the encoding")
 
     def _int(self, width: int) -> int:
-        return int.from_bytes(self._take(width), "big")
-
-    def _take(self, n: int) -> builtins.bytes:
-        end = self._pos + n
-        if end > len(self._data):
+        pos = self._pos
+        end = pos + width
+        if end > self._end:
             raise DecodeError("encoding ends early")
-        out = self._data[self._pos : end].tobytes()
         self._pos = end
-        return out
+        return int.from_bytes(self._data[pos:end], "big")
 
 
+@functools.lru_cache(maxsize=256)
+def _label_field(label: str) -> bytes:
+    """The label as an encoded `bytes` field (length prefix included), built once per label."""
+    raw = _label_bytes(label)
+    return len(raw).to_bytes(4, "big") + raw
+
+
+@functools.lru_cache(maxsize=256)
 def _label_bytes(label: str) -> bytes:
     if not label.isascii() or not label.startswith("koppi/"):
         raise ValueError("a domain label is ASCII and starts with 'koppi/'")

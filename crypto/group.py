@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from crypto import message as msg
 from crypto.clock import Clock, Rng
@@ -115,7 +116,7 @@ class EpochRecord:
     def epoch_id(self) -> bytes:
         return self.commit_hash[:EPOCH_ID_LEN]
 
-    @property
+    @cached_property
     def roster(self) -> dict[bytes, RosterEntry]:
         return {e.device_id: e for e in self.commit.core.roster}
 
@@ -380,6 +381,7 @@ class ThreadState:
         self._packages: dict[bytes, KeyPackage] = {}  # newest known key package per device
         self.thread_info = b""
         self.removed = False
+        self._due_cache: tuple[object, int | None, frozenset[bytes]] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -670,14 +672,23 @@ class ThreadState:
     def due_removals(self, trust: TrustView, now: int) -> frozenset[bytes]:
         """Roster devices that must go before anyone sends: revoked as of the fresh head, with an
         expired certificate, or not covered by the newest version of the thread's consent (a
-        revoked or expired consent covers nobody)."""
+        revoked or expired consent covers nobody).
+
+        The answer is cached until the trust view changes, the epoch changes, or a certificate
+        or the consent reaches a time at which it ends (so sending stays cheap); the fresh-head
+        check runs every time (fail closed)."""
         cur = self.chain.current
         if cur is None:
             return frozenset()
         size = trust.tree_size()
+        key = (id(trust), trust.state_token(), cur.commit_hash)
+        cached = self._due_cache
+        if cached is not None and cached[0] == key and (cached[1] is None or now < cached[1]):
+            return cached[2]
         evidence = trust.consent(cur.commit.core.evidence)
         cover = None if evidence is None else trust.latest_consent(evidence.consent_id)
         due = set()
+        ends = [] if cover is None or cover.changes_at is None else [cover.changes_at]
         for device_id in cur.roster:
             device = trust.device(device_id)
             if (
@@ -688,7 +699,11 @@ class ThreadState:
                 or not cover.covers(device)
             ):
                 due.add(device_id)
-        return frozenset(due)
+            elif device.not_after is not None:
+                ends.append(device.not_after)
+        result = frozenset(due)
+        self._due_cache = (key, min(ends, default=None), result)
+        return result
 
     def encrypt(
         self,
@@ -732,7 +747,8 @@ class ThreadState:
     def decrypt(self, data: bytes, seq: int) -> msg.OpenedMessage:
         """Open a message the server delivered at `seq`: its epoch must be known, match its
         epoch_id and be the epoch in force at `seq`."""
-        header = msg.peek_header(data)
+        parsed = msg.parse(data)
+        header = parsed.header
         if header.thread_id != self.thread_id:
             raise GroupError("message of another thread", code=WRONG_THREAD)
         if header.epoch >= len(self.chain.records):
@@ -750,6 +766,6 @@ class ThreadState:
         epoch = self._epochs.get(header.epoch)
         if epoch is None:
             raise GroupError("this device holds no secret for that epoch", code=EPOCH_UNREADABLE)
-        opened = msg.open(epoch, data)
+        opened = msg.open(epoch, parsed)
         self._replay.check(opened)
         return opened

@@ -616,6 +616,7 @@ class TrustStore:
         self._org_keys: dict[bytes, _OrgKey] = {}  # by org key id
         self._devices: dict[bytes, VerifiedDevice] = {}
         self._links: dict[bytes, DeviceLink] = {}  # by new device id
+        self._changes = 0  # bumped by every accepted entry (see state_token)
 
     def __repr__(self) -> str:
         return f"TrustStore(org_keys={len(self._org_keys)}, devices={len(self._devices)})"
@@ -629,6 +630,10 @@ class TrustStore:
 
     def latest_consent(self, consent_id: bytes) -> ConsentCover | None:
         return self.consents.latest_cover(consent_id, self.now())
+
+    def state_token(self) -> object:
+        head = self.log.current
+        return (self._changes, None if head is None else head.head.hash())
 
     def tree_size(self) -> int:
         return self.log.fresh_head().head.size
@@ -666,6 +671,7 @@ class TrustStore:
         if previous is not None and previous.retired_at_index is None:
             previous.retired_at_index = index
         self._org_keys.setdefault(cert.key_id, _OrgKey(cert, index))
+        self._changes += 1
         return cert
 
     def add_device_cert(self, entry: bytes, index: int, proof: Sequence[bytes]) -> VerifiedDevice:
@@ -706,6 +712,7 @@ class TrustStore:
         if known is not None and known.revoked_at_index is not None:
             device = replace(device, revoked_at_index=known.revoked_at_index)
         self._devices[device.device_id] = device
+        self._changes += 1
         return device
 
     def add_revocation(self, entry: bytes, index: int, proof: Sequence[bytes]) -> Revocation:
@@ -742,6 +749,7 @@ class TrustStore:
             device = self._devices[rev.subject]
             if device.revoked_at_index is None or index < device.revoked_at_index:
                 self._devices[rev.subject] = replace(device, revoked_at_index=index)
+        self._changes += 1
         return rev
 
     def add_device_link(self, entry: bytes, index: int, proof: Sequence[bytes]) -> DeviceLink:
@@ -763,6 +771,7 @@ class TrustStore:
         )
         self.log.verify_inclusion(entry, index, proof, require_fresh=False)
         self._links[link.new_device_id] = link
+        self._changes += 1
         return link
 
     def add_consent(self, record_bytes: bytes, index: int, proof: Sequence[bytes]) -> ConsentRecord:
@@ -776,6 +785,7 @@ class TrustStore:
         verify_consent(record_bytes, recorder, tree_size=self.tree_size())
         self.log.verify_inclusion(record.log_entry(), index, proof, require_fresh=True)
         self.consents.accept(record)
+        self._changes += 1
         return record
 
     def linked(self, device_id: bytes) -> DeviceLink | None:

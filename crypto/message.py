@@ -325,14 +325,32 @@ def seal(
     return encode_message(header, ciphertext, sender.sign(signature_input(header, ciphertext)))
 
 
-def open(epoch: Epoch, data: bytes) -> OpenedMessage:
+@dataclass(frozen=True)
+class ParsedMessage:
+    """A message split and its header decoded, nothing verified: what a thread state needs to
+    pick the epoch, parsed once."""
+
+    data: bytes = field(repr=False)
+    header_bytes: bytes = field(repr=False)
+    header: Header
+    ciphertext: bytes = field(repr=False)
+    signature: bytes = field(repr=False)
+
+
+def parse(data: bytes) -> ParsedMessage:
+    header_bytes, ciphertext, signature = decode_message(data)
+    return ParsedMessage(data, header_bytes, Header.decode(header_bytes), ciphertext, signature)
+
+
+def open(epoch: Epoch, data: bytes | ParsedMessage) -> OpenedMessage:
     """Verify and decrypt one message of `epoch`, checks in the order of docs/protocol.md §7.4.
 
     Cheap, public checks come first; the signature is checked before any key is derived, so a
     forged message costs a receiver one verification and reveals nothing about the keys.
     """
-    header_bytes, ciphertext, signature = decode_message(data)
-    header = Header.decode(header_bytes)
+    parsed = data if isinstance(data, ParsedMessage) else parse(data)
+    header_bytes, header = parsed.header_bytes, parsed.header
+    ciphertext, signature, data = parsed.ciphertext, parsed.signature, parsed.data
     if header.thread_id != epoch.thread_id:
         raise MessageError("message of another thread", code=WRONG_THREAD)
     if header.epoch != epoch.number:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from crypto.clock import Clock
 from crypto.encoding import Decoder, Encoder
@@ -110,6 +111,10 @@ class TreeHead:
 
     def hash(self) -> bytes:
         """head_hash = SHA-256(encode(head)); what cosignatures and commits refer to."""
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> bytes:
         return sha256(self.encode())
 
 

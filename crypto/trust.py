@@ -12,13 +12,16 @@ Identifiers: organisations and users are 16-byte ids (the server's UUIDs); a dev
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
 from crypto.encoding import hash_fields
 
 
+@functools.lru_cache(maxsize=4096)
 def device_id_of(signing_public: bytes) -> bytes:
+    """H("koppi/v1/device-id", signing_public); cached, as senders derive it per message."""
     return hash_fields("koppi/v1/device-id", signing_public)
 
 
@@ -63,6 +66,7 @@ class ConsentCover:
     organisations: frozenset[bytes]
     roles: frozenset[str]  # empty: every role of a covered organisation
     may_store: frozenset[bytes]
+    changes_at: int | None = None  # when `active` next flips by the passage of time alone
 
     def includes(self, device: VerifiedDevice) -> bool:
         """The device's organisation (and role, if the consent names roles) is in this version,
@@ -85,6 +89,11 @@ class TrustView(Protocol):
 
     def latest_consent(self, consent_id: bytes) -> ConsentCover | None:
         """The newest verified version of a consent (its `active` says whether it is in force)."""
+        ...
+
+    def state_token(self) -> object:
+        """A value that changes whenever any answer of this view may change, except by the
+        passage of time (callers may cache what they derive from it)."""
         ...
 
     def tree_size(self) -> int:

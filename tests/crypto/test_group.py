@@ -581,3 +581,42 @@ def test_a_revoked_consent_fences_the_whole_thread() -> None:
     with pytest.raises(RemovalDue) as exc:
         conf.send("alice", "no")
     assert exc.value.devices == {conf.alice.device_id, conf.bob.device_id}
+
+
+def test_the_cut_off_check_is_not_fooled_by_its_cache() -> None:
+    """Sending caches the roster check; a revocation or a certificate's end still stops it."""
+    conf = Conference("group-due-cache")
+    w = conf.world
+    short = w.add_device(conf.te, cert_lifetime=3600)
+    conf.sync_trust()
+    conf.open_thread("bob")
+    a = conf.party("alice")
+    conf.commit("alice", add=[member(a.trust, short)])
+    conf.send("alice", "cached now")
+    conf.send("alice", "from the cache")
+    w.clock.advance(3601)  # the short certificate has ended; the log head is refreshed
+    conf.sync_trust()
+    with pytest.raises(RemovalDue) as exc:
+        conf.send("alice", "no")
+    assert exc.value.devices == {short.device_id}
+    conf.commit("alice", remove={short.device_id: "cert-expired"})
+    conf.send("alice", "cached again")
+    w.revoke(conf.bob)
+    conf.sync_trust()
+    with pytest.raises(RemovalDue):
+        conf.send("alice", "no")
+
+
+def test_a_certificate_ending_between_log_heads_stops_sending() -> None:
+    conf = Conference("group-due-time")
+    w = conf.world
+    short = w.add_device(conf.te, cert_lifetime=600)
+    conf.sync_trust()
+    conf.open_thread("bob")
+    a = conf.party("alice")
+    conf.commit("alice", add=[member(a.trust, short)])
+    conf.send("alice", "cached now")
+    w.clock.advance(601)  # the head is still fresh (MAX_HEAD_AGE is 15 min); nothing new logged
+    with pytest.raises(RemovalDue) as exc:
+        conf.send("alice", "no")
+    assert exc.value.devices == {short.device_id}
