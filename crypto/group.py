@@ -211,7 +211,7 @@ class Chain:
                 raise GroupError("committer changes itself", code=COMMITTER_REMOVED)
         if core.committer not in new_roster:
             raise GroupError("committer removed by its own commit", code=COMMITTER_REMOVED)
-        committer = trust.device(core.committer)
+        committer = trust.device(core.committer, new_roster[core.committer].cert_hash)
         if committer is None:
             raise GroupError("committer unknown", code=UNKNOWN_DEVICE)
         ed25519_verify(committer.signing_public, commit.signed_message(), commit.signature)
@@ -271,9 +271,9 @@ class Chain:
 
         devices: dict[bytes, VerifiedDevice] = {}
         for device_id, entry in new_roster.items():
-            device = trust.device(device_id)
+            device = trust.device(device_id, entry.cert_hash)
             if device is None:
-                raise GroupError("roster names an unverified device", code=UNKNOWN_DEVICE)
+                raise GroupError("roster names an unverified certificate", code=UNKNOWN_DEVICE)
             if (device.user_id, device.org_id, device.cert_hash) != (
                 entry.user_id,
                 entry.org_id,
@@ -393,6 +393,13 @@ class ThreadState:
     def thread_id(self) -> bytes:
         return self.chain.genesis.thread_id
 
+    def use_secrets(self, me: DeviceSecrets) -> None:
+        """Hand in this device's current keys (e.g. after it published a new key package); a
+        device's key packages serve all its threads, so the caller owns them."""
+        if me.device_id != self.me.device_id:
+            raise LocalProtocolError("these are another device's keys")
+        self.me = me
+
     @property
     def epoch(self) -> int | None:
         cur = self.chain.current
@@ -450,12 +457,17 @@ class ThreadState:
         members: dict[bytes, VerifiedDevice] = {}
         changes: list[Change] = []
         if cur is not None:
-            for device_id in cur.roster:
+            for device_id, entry in cur.roster.items():
                 if device_id in remove:
                     continue
-                device = trust.device(device_id)
+                # A renewed certificate is taken up by an `update` change; a committer cannot
+                # change itself, so its own renewal waits for another member's commit.
+                mine = device_id == self.me.device_id
+                device = trust.device(device_id, entry.cert_hash if mine else None)
                 if device is None:
                     raise LocalProtocolError("a kept roster device is unknown to this client")
+                if device.cert_hash != entry.cert_hash:
+                    changes.append(Change(device_id, UPDATE, "cert-renewed"))
                 members[device_id] = device
         for device_id, reason in remove.items():
             gone = trust.device(device_id)
@@ -632,8 +644,8 @@ class ThreadState:
     def _remember(self, rec: EpochRecord, secret: bytes, trust: TrustView) -> None:
         core = rec.commit.core
         roster = {}
-        for device_id in rec.roster:
-            device = trust.device(device_id)
+        for device_id, entry in rec.roster.items():
+            device = trust.device(device_id, entry.cert_hash)
             if device is not None:
                 roster[device_id] = device
         self._secrets[rec.number] = secret

@@ -67,6 +67,7 @@ KEY_PACKAGE_MISMATCH = "koppi.key_package_mismatch"
 BAD_DEVICE_LINK = "koppi.bad_device_link"
 BAD_REVOCATION = "koppi.bad_revocation"
 BAD_ROLE = "koppi.bad_role"
+CONFLICTING_CERT = "koppi.conflicting_certificate"
 
 
 class IdentityError(RemoteProtocolError):
@@ -614,7 +615,8 @@ class TrustStore:
         self.log = log
         self.consents = ConsentBook()
         self._org_keys: dict[bytes, _OrgKey] = {}  # by org key id
-        self._devices: dict[bytes, VerifiedDevice] = {}
+        self._devices: dict[bytes, VerifiedDevice] = {}  # newest certificate per device
+        self._certs: dict[bytes, VerifiedDevice] = {}  # every certificate, by cert hash
         self._links: dict[bytes, DeviceLink] = {}  # by new device id
         self._changes = 0  # bumped by every accepted entry (see state_token)
 
@@ -622,8 +624,11 @@ class TrustStore:
         return f"TrustStore(org_keys={len(self._org_keys)}, devices={len(self._devices)})"
 
     # TrustView
-    def device(self, device_id: bytes) -> VerifiedDevice | None:
-        return self._devices.get(device_id)
+    def device(self, device_id: bytes, cert_hash: bytes | None = None) -> VerifiedDevice | None:
+        if cert_hash is None:
+            return self._devices.get(device_id)
+        found = self._certs.get(cert_hash)
+        return found if found is not None and found.device_id == device_id else None
 
     def consent(self, core_hash: bytes) -> ConsentCover | None:
         return self.consents.cover(core_hash, self.now())
@@ -709,9 +714,20 @@ class TrustStore:
             not_after=cert.not_after,
         )
         known = self._devices.get(device.device_id)
-        if known is not None and known.revoked_at_index is not None:
+        if known is not None:
+            # A renewal: same keys, same person and organisation; a revocation stays.
+            if (known.user_id, known.org_id, known.kem_public) != (
+                device.user_id,
+                device.org_id,
+                device.kem_public,
+            ):
+                raise IdentityError(
+                    "a certificate for known device keys names another holder",
+                    code=CONFLICTING_CERT,
+                )
             device = replace(device, revoked_at_index=known.revoked_at_index)
         self._devices[device.device_id] = device
+        self._certs[device.cert_hash] = device
         self._changes += 1
         return device
 
@@ -749,6 +765,9 @@ class TrustStore:
             device = self._devices[rev.subject]
             if device.revoked_at_index is None or index < device.revoked_at_index:
                 self._devices[rev.subject] = replace(device, revoked_at_index=index)
+                for cert_hash, cert in list(self._certs.items()):
+                    if cert.device_id == rev.subject:
+                        self._certs[cert_hash] = replace(cert, revoked_at_index=index)
         self._changes += 1
         return rev
 

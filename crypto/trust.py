@@ -83,7 +83,10 @@ class ConsentCover:
 class TrustView(Protocol):
     """Read-only, already-verified knowledge a client hands to its thread state."""
 
-    def device(self, device_id: bytes) -> VerifiedDevice | None: ...
+    def device(self, device_id: bytes, cert_hash: bytes | None = None) -> VerifiedDevice | None:
+        """The device as its newest verified certificate describes it, or as the certificate
+        `cert_hash` does (a roster entry names the certificate it was admitted with)."""
+        ...
 
     def consent(self, core_hash: bytes) -> ConsentCover | None: ...
 

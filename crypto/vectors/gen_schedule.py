@@ -49,9 +49,7 @@ def schedule_vectors() -> dict[str, Any]:
                 "attachment": keys.attachment.hex(),
                 "confirmation_tag": confirmation_tag(keys.confirm, CORE_HASH).hex(),
                 "thread_info": b"Asiakas 7F3A".hex(),
-                "thread_info_ct": seal_thread_info(
-                    keys.metadata, CORE_HASH, b"Asiakas 7F3A"
-                ).hex(),
+                "thread_info_ct": seal_thread_info(keys.metadata, CORE_HASH, b"Asiakas 7F3A").hex(),
             }
         )
     recipient = KemKey.from_bytes(RECIPIENT)

@@ -219,6 +219,25 @@ class World:
         self.devices.append(device)
         return device
 
+    def renew(self, device: Device, *, cert_lifetime: int = CERT_LIFETIME) -> Device:
+        """The organisation renews a device's certificate (same keys, new validity)."""
+        org = self.orgs[device.org.name]
+        now = self.clock.now()
+        cert = DeviceCert.issue(
+            org.key,
+            org_id=org.org_id,
+            user_id=device.user_id,
+            signing_public=device.cert.signing_public,
+            kem_public=device.cert.kem_public,
+            roles=device.cert.roles,
+            not_before=now,
+            not_after=now + cert_lifetime,
+        )
+        self._log("device", cert.encode())
+        device.cert = cert
+        self.new_key_package(device)
+        return device
+
     def new_key_package(self, device: Device) -> KeyPackage:
         """The device publishes a fresh key package (and keeps its private key)."""
         kem = KemKey.generate(self.rng)

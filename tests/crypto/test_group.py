@@ -16,9 +16,9 @@ from crypto.commit import (
     OldEpoch,
     build_commit,
 )
-from crypto.errors import AuthFailed, KoppiError
+from crypto.errors import AuthFailed, KoppiError, LocalProtocolError
 from crypto.group import GroupError, RemovalDue, ThreadState
-from crypto.identity import TrustStore
+from crypto.identity import DeviceCert, TrustStore
 from crypto.message import StorageLabel
 from crypto.vectors.world import Device, Org, World, member
 
@@ -620,3 +620,55 @@ def test_a_certificate_ending_between_log_heads_stops_sending() -> None:
     with pytest.raises(RemovalDue) as exc:
         conf.send("alice", "no")
     assert exc.value.devices == {short.device_id}
+
+
+def test_a_renewed_certificate_is_taken_up_by_an_update_and_history_still_verifies() -> None:
+    conf = Conference("group-renew")
+    conf.open_thread("bob")
+    early, early_seq = conf.send("bob", "with the first certificate")
+    old_cert = conf.bob.cert.cert_hash
+    conf.world.clock.advance(60)
+    conf.world.renew(conf.bob)
+    conf.sync_trust()
+    a, b, c = conf.party("alice"), conf.party("bob"), conf.party("carol")
+    b.s.use_secrets(conf.bob.secrets)  # the renewed device's new key package
+    data = a.s.propose(
+        a.trust,
+        conf.world.rng,
+        conf.world.clock,
+        add=[member(a.trust, conf.carol)],
+        key_packages=[conf.bob.key_package],
+    )
+    core = Commit.decode(data).core
+    assert {(ch.device_id, ch.reason) for ch in core.changes} >= {
+        (conf.bob.device_id, "cert-renewed")
+    }
+    assert conf.bob.cert.cert_hash != old_cert
+    seq = conf.sequence(data)
+    conf.deliver(data, seq)
+    # A device admitted later replays the chain: epoch 0 names the first certificate.
+    c.state = ThreadState.join(conf.genesis, c.device.secrets, conf.log, c.trust)
+    assert c.s.decrypt(early, early_seq).body == b"with the first certificate"
+    assert b.s.epoch == 1
+    # A certificate for Bob's keys naming another person is refused outright.
+    forged = DeviceCert.issue(
+        conf.county.key,
+        org_id=conf.county.org_id,
+        user_id=bytes(16),
+        signing_public=conf.bob.cert.signing_public,
+        kem_public=conf.bob.cert.kem_public,
+        roles=["professional"],
+        not_before=0,
+        not_after=10**10,
+    )
+    conf.world._log("device", forged.encode())
+    with pytest.raises(KoppiError) as exc:
+        conf.world.sync(a.trust)
+    assert code(exc) == "koppi.conflicting_certificate"
+
+
+def test_use_secrets_refuses_another_devices_keys() -> None:
+    conf = Conference("group-use-secrets")
+    conf.open_thread("bob")
+    with pytest.raises(LocalProtocolError):
+        conf.party("alice").s.use_secrets(conf.bob.secrets)
