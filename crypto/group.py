@@ -44,6 +44,7 @@ from crypto.commit import (
     open_thread_info,
     wrap_info,
 )
+from crypto.encoding import Decoder, Encoder
 from crypto.epoch import EPOCH_ID_LEN, Epoch
 from crypto.errors import AuthFailed, LocalProtocolError
 from crypto.identity import DeviceSecrets, KeyPackage
@@ -382,6 +383,7 @@ class ThreadState:
         self.thread_info = b""
         self.removed = False
         self._due_cache: tuple[object, int | None, frozenset[bytes]] | None = None
+        self._restored: dict[int, bytes] = {}  # secrets from a snapshot, used while replaying
 
     def __repr__(self) -> str:
         return (
@@ -577,6 +579,8 @@ class ThreadState:
             entry = new_roster[me]
             if own and pending is not None:
                 secret = pending.secret
+            elif core.epoch in self._restored:
+                secret = self._restored[core.epoch]  # from a snapshot; the tag still decides
             else:
                 wrap = next(w for w in commit.wraps if w.device_id == me)
                 secret = open_secret(
@@ -595,7 +599,7 @@ class ThreadState:
                 if hw.device_id != me:
                     continue
                 old = self.chain.records[hw.epoch]
-                old_secret = open_secret(
+                old_secret = self._restored.get(hw.epoch) or open_secret(
                     self._private_key(entry.kp_hash),
                     history_info(
                         self.thread_id, hw.epoch, old.commit_hash, me, entry.kp_hash, core_hash
@@ -677,6 +681,62 @@ class ThreadState:
             state.apply(data, seq, trust, live=False)
         if state.epoch is None or state.epoch not in state._epochs:
             raise LocalProtocolError("this device is not in the thread's current roster")
+        return state
+
+    def snapshot(self) -> bytes:
+        """The device-local state a client must keep across restarts, to be stored sealed (the
+        key file, docs/protocol.md §8): the epoch secrets it holds (key packages expire, and
+        history must stay readable) and the next message counter of the current epoch. Take one
+        after every `encrypt` and `apply`, before sending (a counter is never reused).
+
+        encode("koppi/v1/thread-snapshot", bytes thread_id, u64 epoch, u64 next_counter,
+               list encode("koppi/v1/snapshot-secret", u64 epoch, bytes secret))
+        """
+        cur = self.epoch
+        return (
+            Encoder("koppi/v1/thread-snapshot")
+            .bytes(self.thread_id)
+            .u64(0 if cur is None else cur)
+            .u64(self._counter)
+            .list(
+                Encoder("koppi/v1/snapshot-secret").u64(e).bytes(secret).finish()
+                for e, secret in self._secrets.items()
+            )
+            .finish()
+        )
+
+    @classmethod
+    def restore(
+        cls,
+        genesis: Genesis,
+        me: DeviceSecrets,
+        commits: Sequence[tuple[bytes, int]],
+        trust: TrustView,
+        snapshot: bytes,
+    ) -> ThreadState:
+        """Rebuild a thread state after a restart: verify the whole chain again and use the
+        snapshot's secrets where this device's key-package keys are gone. Every secret must still
+        reproduce its epoch's confirmation tag."""
+        dec = Decoder(snapshot, "koppi/v1/thread-snapshot")
+        thread_id = dec.bytes(length=16)
+        epoch = dec.u64()
+        counter = dec.u64()
+        restored = {}
+        for item in dec.list():
+            entry = Decoder(item, "koppi/v1/snapshot-secret")
+            number = entry.u64()
+            restored[number] = entry.bytes(length=EPOCH_SECRET_LEN)
+            entry.finish()
+        dec.finish()
+        if thread_id != genesis.thread_id:
+            raise LocalProtocolError("snapshot of another thread")
+        state = cls(genesis, me)
+        state._restored = restored
+        for data, seq in commits:
+            state.apply(data, seq, trust, live=False)
+        state._restored = {}
+        if state.epoch == epoch:
+            state._counter = counter
         return state
 
     # --- messages ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from crypto import message as m
 from crypto.commit import (
     REMOVE,
     Change,
@@ -18,7 +19,7 @@ from crypto.commit import (
 )
 from crypto.errors import AuthFailed, KoppiError, LocalProtocolError
 from crypto.group import GroupError, RemovalDue, ThreadState
-from crypto.identity import DeviceCert, TrustStore
+from crypto.identity import DeviceCert, DeviceSecrets, TrustStore
 from crypto.message import StorageLabel
 from crypto.vectors.world import Device, Org, World, member
 
@@ -672,3 +673,34 @@ def test_use_secrets_refuses_another_devices_keys() -> None:
     conf.open_thread("bob")
     with pytest.raises(LocalProtocolError):
         conf.party("alice").s.use_secrets(conf.bob.secrets)
+
+
+def test_restore_from_a_snapshot_after_the_key_packages_are_gone() -> None:
+    conf = Conference("group-restore")
+    conf.open_thread("bob")
+    b = conf.party("bob")
+    first, first_seq = conf.send("alice", "epoch 0")
+    conf.commit("alice")
+    b.s.decrypt(first, first_seq)
+    conf.send("bob", "bob's counter 0")
+    snap = b.s.snapshot()
+    assert b"epoch 0" not in snap
+    # The device restarts; its key packages have expired and their private keys are deleted.
+    bare = DeviceSecrets(conf.bob.secrets.signing, conf.bob.secrets.cert_kem)
+    with pytest.raises(LocalProtocolError) as exc:
+        ThreadState.join(conf.genesis, bare, conf.log, b.trust)
+    assert code(exc) == "koppi.missing_private_key"
+    restored = ThreadState.restore(conf.genesis, bare, conf.log, b.trust, snap)
+    assert restored.readable_epochs == {0, 1}
+    assert restored.decrypt(first, first_seq).body == b"epoch 0"
+    b.state = restored
+    again, _ = conf.send("bob", "after the restart")
+    assert m.peek_header(again).counter == 1  # the counter goes on, never reused
+    # A snapshot secret that does not reproduce its epoch's tag is refused.
+    wrong = ThreadState(conf.genesis, bare)
+    wrong._secrets = {0: bytes(32), 1: bytes(32)}
+    with pytest.raises(AuthFailed):
+        ThreadState.restore(conf.genesis, bare, conf.log, b.trust, wrong.snapshot())
+    other = Conference("group-restore-other")
+    with pytest.raises(LocalProtocolError):
+        ThreadState.restore(other.genesis, bare, conf.log, b.trust, snap)
