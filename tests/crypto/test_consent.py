@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -26,6 +27,7 @@ from crypto.encoding import DecodeError, Encoder
 from crypto.errors import AuthFailed, KoppiError
 from crypto.primitives import KemKey, SigningKey, sha256
 from crypto.trust import VerifiedDevice, device_id_of
+from tests.crypto.vectors import ids, load, unhex
 
 RNG = SeededRng("consent-tests")
 RECORDER = SigningKey.generate(RNG)
@@ -304,3 +306,79 @@ def test_evidence_must_match_client_and_purpose() -> None:
 def test_repr_hides_signature_bytes() -> None:
     record = sign_consent(core(), RECORDER)
     assert record.signature.hex() not in repr(record)
+
+
+# --- the vector file (the browser twin runs the same cases) ------------------------------------
+
+CONSENT = load("koppi-consent.json")
+
+
+def test_vector_record() -> None:
+    r = CONSENT.doc["record"]
+    record = ConsentRecord.decode(unhex(r["record"]))
+    assert record.core.encode().hex() == r["core"]
+    assert record.core.core_hash.hex() == r["core_hash"]
+    assert record.record_hash.hex() == r["record_hash"]
+    assert record.log_entry().hex() == r["log_entry"]
+    f = r["fields"]
+    assert record.core.purpose == f["purpose"] and record.core.how_obtained == f["how_obtained"]
+    assert sorted(record.core.data_categories) == f["data_categories"]
+    key = SigningKey.from_seed(unhex(r["recorder_seed"]))
+    assert sign_consent(record.core, key) == record  # Ed25519 is deterministic
+
+
+def _run_case(case: dict[str, Any]) -> ConsentBook | None:
+    if case["kind"] == "verify":
+        public = unhex(case["recorder_public"])
+        recorder = VerifiedDevice(
+            device_id=device_id_of(public),
+            user_id=bytes(16),
+            org_id=bytes(16),
+            roles=frozenset(case["recorder_roles"]),
+            signing_public=public,
+            kem_public=bytes(32),
+            cert_hash=bytes(32),
+            cert_log_index=case["recorder_cert_log_index"],
+            revoked_at_index=case["recorder_revoked_at_index"],
+        )
+        verify_consent(unhex(case["record"]), recorder, tree_size=case["tree_size"])
+        return None
+    book = ConsentBook()
+    records = [ConsentRecord.decode(unhex(r)) for r in case["records"]]
+    for r in records:
+        book.accept(r)
+    if case["kind"] == "evidence":
+        first = records[0].core
+        cover = book.cover(first.core_hash, first.valid_from)
+        assert cover is not None
+        check_evidence(cover, unhex(case["thread_client_ref"]), case["thread_purpose"])
+    return book
+
+
+@pytest.mark.parametrize("case", CONSENT.cases, ids=ids(CONSENT.cases))
+def test_vector_case(case: dict[str, Any]) -> None:
+    if "expected_error" in case:
+        with pytest.raises(KoppiError) as exc:
+            _run_case(case)
+        assert exc.value.code == case["expected_error"]
+        return
+    book = _run_case(case)
+    if "state_at" in case:
+        assert book is not None
+        cid = ConsentRecord.decode(unhex(case["records"][0])).core.consent_id
+        assert book.state(cid, case["state_at"]["time"]) == case["state_at"]["state"]
+        assert [e.kind for e in book.history(cid, case["state_at"]["time"])] == case["history"]
+
+
+def test_vector_covers() -> None:
+    full_case = next(c for c in CONSENT.cases if c["name"] == "v1-v2-v3-revoked")
+    full = [ConsentRecord.decode(unhex(r)) for r in full_case["records"]]
+    for want in CONSENT.doc["covers"]:
+        book = ConsentBook()
+        book.accept_all(full[:2] if want.get("accepted") == "v1,v2" else full)
+        cover = book.cover(unhex(want["core_hash"]), want["now"])
+        assert cover is not None
+        assert (cover.version, cover.active) == (want["version"], want["active"])
+        assert sorted(o.hex() for o in cover.organisations) == want["organisations"]
+        assert sorted(o.hex() for o in cover.may_store) == want["may_store"]
+        assert sorted(cover.roles) == want["roles"]
