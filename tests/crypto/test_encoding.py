@@ -1,10 +1,16 @@
 """Strict decoding (docs/protocol.md §1): every malformed encoding is refused with koppi.decode."""
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crypto.consent import CoveredOrganisation
 from crypto.encoding import DecodeError, Decoder, Encoder
+from crypto.errors import KoppiError
+from crypto.message import StorageLabel
+from tests.crypto.vectors import ids, load, unhex
 
 LABEL = "koppi/v1/test"
 
@@ -96,3 +102,26 @@ def test_any_list_round_trips(items: list[bytes], n: int) -> None:
     assert dec.u64() == n
     assert dec.list() == sorted(items)
     dec.finish()
+
+
+# --- koppi-encoding.json (the browser twin runs the same cases) --------------------------------
+
+ENCODING = load("koppi-encoding.json")
+
+
+@pytest.mark.parametrize("case", ENCODING.cases, ids=ids(ENCODING.cases))
+def test_vector_case(case: dict[str, Any]) -> None:
+    decode = {"storage-label": StorageLabel.decode, "consent-org": CoveredOrganisation.decode}
+    data = unhex(case["bytes"])
+    if "expected_error" in case:
+        with pytest.raises(KoppiError) as exc:
+            decode[case["structure"]](data)
+        assert exc.value.code == case["expected_error"]
+        return
+    value = decode[case["structure"]](data)
+    for name, want in case["expected"].items():
+        got = getattr(value, name)
+        if name == "organisations":
+            got = sorted(o.hex() for o in got)
+        assert got == want
+    assert value.encode() == data  # canonical: decoding then encoding gives the same bytes
