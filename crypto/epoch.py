@@ -28,3 +28,8 @@ class Epoch:
     coverage: frozenset[bytes]  # organisation ids whose content history this epoch may reach
     may_store: frozenset[bytes]  # organisation ids the evidence consent lets store content
     tree_size: int  # size of the tree head the committer echoed; orders revocations (§3)
+    # Sender secrets derived so far (per device), so each is derived once per epoch, not once
+    # per message. Lives and dies with the epoch's keys; never compared or printed.
+    sender_secrets: dict[bytes, bytes] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )

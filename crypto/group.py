@@ -749,10 +749,12 @@ class ThreadState:
         The answer is cached until the trust view changes, the epoch changes, or a certificate
         or the consent reaches a time at which it ends (so sending stays cheap); the fresh-head
         check runs every time (fail closed)."""
+        return self._due_removals(trust, now, trust.tree_size())
+
+    def _due_removals(self, trust: TrustView, now: int, size: int) -> frozenset[bytes]:
         cur = self.chain.current
         if cur is None:
             return frozenset()
-        size = trust.tree_size()
         key = (id(trust), trust.state_token(), cur.commit_hash)
         cached = self._due_cache
         if cached is not None and cached[0] == key and (cached[1] is None or now < cached[1]):
@@ -797,7 +799,8 @@ class ThreadState:
         cur = self.chain.current
         if self.removed or cur is None or cur.number not in self._epochs:
             raise LocalProtocolError("no current epoch to send on")
-        due = self.due_removals(trust, clock.now())
+        size = trust.tree_size()  # fails closed on a stale head
+        due = self._due_removals(trust, clock.now(), size)
         if due:
             raise RemovalDue(due)
         counter = self._counter
@@ -812,7 +815,7 @@ class ThreadState:
             label=label,
             content_type=content_type,
             body=body,
-            tree_size=trust.tree_size(),
+            tree_size=size,
             tree_head_hash=trust.tree_head_hash(),
         )
 

@@ -20,6 +20,7 @@ its sequence number lies in that epoch's window, is the thread state's business
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from crypto.encoding import DecodeError, Decoder, Encoder
 from crypto.epoch import EPOCH_ID_LEN, Epoch
@@ -97,6 +98,11 @@ class StorageLabel:
             raise MessageError("retention days must fit a u32", code=BAD_LABEL)
 
     def encode(self) -> bytes:
+        return self._encoded
+
+    @cached_property
+    def _encoded(self) -> bytes:
+        # A sender reuses one label for many messages: encode it once.
         return (
             Encoder("koppi/v1/storage-label")
             .list(self.organisations)
@@ -196,9 +202,14 @@ class OpenedMessage:
 
 def sender_secret(epoch: Epoch, device_id: bytes) -> bytes:
     """sender_secret = HKDF(ikm = epoch sender key, salt = empty,
-    info = encode("koppi/v1/sender-secret", bytes device_id))."""
-    info = Encoder("koppi/v1/sender-secret").bytes(device_id).finish()
-    return hkdf(ikm=epoch.keys.sender, salt=b"", info=info, length=32)
+    info = encode("koppi/v1/sender-secret", bytes device_id)); derived once per epoch and
+    sender (the epoch keeps it)."""
+    secret = epoch.sender_secrets.get(device_id)
+    if secret is None:
+        info = Encoder("koppi/v1/sender-secret").bytes(device_id).finish()
+        secret = hkdf(ikm=epoch.keys.sender, salt=b"", info=info, length=32)
+        epoch.sender_secrets[device_id] = secret
+    return secret
 
 
 def message_key(secret: bytes, counter: int, reuse_guard: bytes) -> tuple[bytes, bytes]:
