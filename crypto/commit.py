@@ -24,12 +24,14 @@ from crypto.primitives import (
     aead_open,
     aead_seal,
     check_x25519_public,
+    ed25519_verify,
     hmac_sha256,
     hpke_open,
     hpke_seal,
     sha256,
 )
 from crypto.schedule import EPOCH_SECRET_LEN, EpochKeys
+from crypto.trust import device_id_of
 
 VERSION = 1
 SUITE = 1
@@ -61,6 +63,7 @@ REMOVE_REASONS = frozenset(
 )
 UPDATE_REASONS = frozenset({"cert-renewed"})
 CAUSE_REASON = "removed-for-cause"
+REKEY_INTERVAL = 7 * 24 * 3600  # a new epoch at least weekly (outline §4)
 
 
 class CommitError(RemoteProtocolError):
@@ -252,7 +255,10 @@ class CommitCore:
     """encode("koppi/v1/commit-core", u16 version, u16 suite, bytes thread_id(16), u64 epoch,
     bytes prev_commit_hash(32), list roster, list changes, list coverage (org ids),
     list may_store (org ids), bytes evidence (consent core hash, 32), bytes committer(32),
-    u64 tree_size, bytes tree_head_hash(32), list history_grants)"""
+    u64 tree_size, bytes tree_head_hash(32), u64 created_at, list history_grants)
+
+    `created_at` (seconds, the committer's clock floored at its tree head) dates the epoch, so
+    members know when the weekly re-key is due."""
 
     thread_id: bytes
     epoch: int
@@ -265,6 +271,7 @@ class CommitCore:
     committer: bytes
     tree_size: int
     tree_head_hash: bytes
+    created_at: int
     history: tuple[HistoryGrant, ...] = ()
     version: int = VERSION
     suite: int = SUITE
@@ -291,6 +298,7 @@ class CommitCore:
             .bytes(self.committer)
             .u64(self.tree_size)
             .bytes(self.tree_head_hash)
+            .u64(self.created_at)
             .list(g.encode() for g in self.history)
             .finish()
         )
@@ -319,6 +327,7 @@ class CommitCore:
             dec.bytes(length=HASH_LEN),
             dec.u64(),
             dec.bytes(length=HASH_LEN),
+            dec.u64(),
             tuple(HistoryGrant.decode(b) for b in dec.list(max_items=100_000)),
         )
         dec.finish()
@@ -580,6 +589,71 @@ def seal_thread_info(metadata_key: bytes, core_hash: bytes, info: bytes) -> byte
 
 def open_thread_info(metadata_key: bytes, core_hash: bytes, ct: bytes) -> bytes:
     return aead_open(metadata_key, THREAD_INFO_NONCE, ct, core_hash)
+
+
+@dataclass(frozen=True)
+class LeaveRequest:
+    """A member asks to leave (a committer cannot remove itself): another member commits the
+    removal with reason `left` and cites SHA-256 of the signed request as the change's evidence
+    (RFC 9420 §12.2). The request travels to the members inside the thread, end-to-end encrypted.
+
+    core   = encode("koppi/v1/leave-request", bytes thread_id(16), u64 epoch,
+                    bytes device_id(32), u64 issued_at)
+    signed = encode("koppi/v1/leave-request-signed", bytes core, bytes signature(64))
+    signature over encode("koppi/v1/leave-request-sig", bytes core) by the leaving device.
+    """
+
+    thread_id: bytes
+    epoch: int
+    device_id: bytes
+    issued_at: int
+    signature: bytes = field(repr=False, default=b"")
+
+    def core(self) -> bytes:
+        return (
+            Encoder("koppi/v1/leave-request")
+            .bytes(self.thread_id)
+            .u64(self.epoch)
+            .bytes(self.device_id)
+            .u64(self.issued_at)
+            .finish()
+        )
+
+    def encode(self) -> bytes:
+        return (
+            Encoder("koppi/v1/leave-request-signed")
+            .bytes(self.core())
+            .bytes(self.signature)
+            .finish()
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> LeaveRequest:
+        outer = Decoder(data, "koppi/v1/leave-request-signed")
+        core = outer.bytes(max_len=256)
+        signature = outer.bytes(length=SIG_LEN)
+        outer.finish()
+        dec = Decoder(core, "koppi/v1/leave-request")
+        req = cls(dec.bytes(length=THREAD_ID_LEN), dec.u64(), dec.bytes(length=HASH_LEN),
+                  dec.u64(), signature)  # fmt: skip
+        dec.finish()
+        return req
+
+    @classmethod
+    def issue(
+        cls, key: SigningKey, *, thread_id: bytes, epoch: int, issued_at: int
+    ) -> LeaveRequest:
+        req = cls(thread_id, epoch, device_id_of(key.public), issued_at)
+        sig = key.sign(Encoder("koppi/v1/leave-request-sig").bytes(req.core()).finish())
+        return cls(thread_id, epoch, req.device_id, issued_at, sig)
+
+    def verify(self, signing_public: bytes) -> None:
+        message = Encoder("koppi/v1/leave-request-sig").bytes(self.core()).finish()
+        ed25519_verify(signing_public, message, self.signature)
+
+    @property
+    def evidence(self) -> bytes:
+        return sha256(self.encode())
 
 
 @dataclass(frozen=True)

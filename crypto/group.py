@@ -26,6 +26,7 @@ from crypto.clock import Clock, Rng
 from crypto.commit import (
     ADD,
     CAUSE_REASON,
+    REKEY_INTERVAL,
     REMOVE,
     UPDATE,
     Change,
@@ -34,6 +35,7 @@ from crypto.commit import (
     CommitError,
     Genesis,
     HistoryGrant,
+    LeaveRequest,
     OldEpoch,
     RosterEntry,
     Sealer,
@@ -432,6 +434,7 @@ class ThreadState:
         evidence: bytes | None = None,
         thread_info: bytes | None = None,
         add_reason: str = "invited",
+        leaves: Sequence[bytes] = (),
     ) -> bytes:
         """Build, self-check and remember a commit for the next epoch; returns its bytes.
 
@@ -456,6 +459,20 @@ class ThreadState:
             if device is not None:
                 self._packages[kp.device_id] = kp.verify(device, now)
 
+        leave_evidence: dict[bytes, bytes] = {}
+        for raw in leaves:
+            request = LeaveRequest.decode(raw)
+            leaving = trust.device(request.device_id)
+            if (
+                cur is None
+                or request.thread_id != self.thread_id
+                or request.device_id not in cur.roster
+                or leaving is None
+            ):
+                raise LocalProtocolError("a leave request for another thread or device")
+            request.verify(leaving.signing_public)
+            remove[request.device_id] = "left"
+            leave_evidence[request.device_id] = request.evidence
         members: dict[bytes, VerifiedDevice] = {}
         changes: list[Change] = []
         if cur is not None:
@@ -474,7 +491,8 @@ class ThreadState:
         for device_id, reason in remove.items():
             gone = trust.device(device_id)
             index = gone.revoked_at_index if gone and reason == "device-revoked" else None
-            changes.append(Change(device_id, REMOVE, reason, b"", index or 0))
+            evidence_hash = leave_evidence.get(device_id, b"")
+            changes.append(Change(device_id, REMOVE, reason, evidence_hash, index or 0))
         for m in add:
             if m.device.device_id in members:
                 raise LocalProtocolError("device already in the roster")
@@ -523,6 +541,7 @@ class ThreadState:
             committer=self.me.device_id,
             tree_size=trust.tree_size(),
             tree_head_hash=trust.tree_head_hash(),
+            created_at=now,
             history=tuple(grants),
         )
         secret = rng.random_bytes(EPOCH_SECRET_LEN)
@@ -738,6 +757,23 @@ class ThreadState:
         if state.epoch == epoch:
             state._counter = counter
         return state
+
+    def leave_request(self, clock: Clock) -> bytes:
+        """Ask to leave: send the returned bytes to the thread; another member commits it."""
+        cur = self.chain.current
+        if cur is None or self.removed:
+            raise LocalProtocolError("not a member of this thread")
+        return LeaveRequest.issue(self.me.signing, thread_id=self.thread_id, epoch=cur.number,
+                                  issued_at=clock.now()).encode()  # fmt: skip
+
+    def rekey_due(self, now: int) -> bool:
+        """A member commits a fresh epoch (an empty commit) when the current one is a week old,
+        or dated implausibly far in the future (which would otherwise postpone it forever)."""
+        cur = self.chain.current
+        if cur is None:
+            return False
+        created = cur.commit.core.created_at
+        return now - created >= REKEY_INTERVAL or created > now + 24 * 3600
 
     # --- messages ---------------------------------------------------------------------------
 

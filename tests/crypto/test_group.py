@@ -14,6 +14,7 @@ from crypto.commit import (
     Commit,
     CommitCore,
     HistoryGrant,
+    LeaveRequest,
     OldEpoch,
     build_commit,
 )
@@ -704,3 +705,35 @@ def test_restore_from_a_snapshot_after_the_key_packages_are_gone() -> None:
     other = Conference("group-restore-other")
     with pytest.raises(LocalProtocolError):
         ThreadState.restore(other.genesis, bare, conf.log, b.trust, snap)
+
+
+def test_a_member_leaves_by_request_and_another_commits_it() -> None:
+    conf = Conference("group-leave")
+    conf.open_thread("bob", "carol")
+    b = conf.party("bob")
+    request = b.s.leave_request(conf.world.clock)
+    data = conf.commit("alice", leaves=[request])
+    change = next(c for c in Commit.decode(data).core.changes)
+    assert (change.device_id, change.reason) == (conf.bob.device_id, "left")
+    assert change.evidence == LeaveRequest.decode(request).evidence
+    assert b.s.removed
+    # A request with a broken signature, or naming another device, is refused.
+    forged = replace(
+        LeaveRequest.decode(conf.party("carol").s.leave_request(conf.world.clock)),
+        signature=bytes(64),
+    )
+    a = conf.party("alice")
+    with pytest.raises(AuthFailed):
+        a.s.propose(a.trust, conf.world.rng, conf.world.clock, leaves=[forged.encode()])
+    with pytest.raises(LocalProtocolError):
+        a.s.propose(a.trust, conf.world.rng, conf.world.clock, leaves=[request])  # Bob left
+
+
+def test_weekly_rekey_is_due() -> None:
+    conf = Conference("group-weekly")
+    conf.open_thread("bob")
+    a = conf.party("alice")
+    now = conf.world.clock.now()
+    assert not a.s.rekey_due(now)
+    assert a.s.rekey_due(now + 7 * 24 * 3600)
+    assert a.s.rekey_due(now - 2 * 24 * 3600)  # an epoch dated in the future is suspicious
