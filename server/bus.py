@@ -7,8 +7,8 @@ committed, so a lost bus event costs latency, never data: a resuming client read
 
 from __future__ import annotations
 
-import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,19 +28,18 @@ class Delivery:
 
 
 class Subscription:
-    """A bounded queue of deliveries for one connection. Overflow marks it lagging instead of
-    growing without bound; the connection then re-reads the backlog from the database."""
+    """What the bus knows of one connection: its threads, and the callback that takes each
+    committed delivery. The callback runs synchronously in the publisher's turn of the event
+    loop, so a delivery reaches a live connection's outbox without any task switch."""
 
-    def __init__(self, threads: frozenset[uuid.UUID], maxsize: int = 4096) -> None:
+    __slots__ = ("deliver", "threads")
+
+    def __init__(self, threads: frozenset[uuid.UUID], deliver: Callable[[Delivery], None]) -> None:
         self.threads = threads
-        self.queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize)
-        self.lagging = False
+        self.deliver = deliver
 
     def offer(self, delivery: Delivery) -> None:
-        try:
-            self.queue.put_nowait(delivery)
-        except asyncio.QueueFull:
-            self.lagging = True
+        self.deliver(delivery)
 
 
 class FanoutBus(Protocol):

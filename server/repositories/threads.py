@@ -81,6 +81,21 @@ class ThreadRepository:
             )
             return frozenset(r.user_id for r in rows)
 
+    async def members_of(
+        self, thread_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, frozenset[uuid.UUID]]:
+        """The members of several threads in one query (every id gets an entry)."""
+        found: dict[uuid.UUID, set[uuid.UUID]] = {t: set() for t in thread_ids}
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(ThreadMember.thread_id, ThreadMember.user_id).where(
+                    ThreadMember.thread_id.in_(list(thread_ids))
+                )
+            )
+            for r in rows:
+                found[r.thread_id].add(r.user_id)
+        return {t: frozenset(m) for t, m in found.items()}
+
     async def envelopes_after(
         self, thread_id: uuid.UUID, after_seq: int, limit: int
     ) -> list[Delivery]:
@@ -220,17 +235,26 @@ class _SqliteWriter:
         return found
 
     def reserve_seqs(self, counts: dict[uuid.UUID, int]) -> dict[uuid.UUID, int]:
+        # One statement for the whole batch: the sqlite3 module releases the GIL around each
+        # statement, and re-taking it from a busy event loop costs up to a switch interval.
         firsts: dict[uuid.UUID, int] = {}
-        for thread_id in sorted(counts, key=lambda t: t.bytes):
-            n = counts[thread_id]
+        ids = sorted(counts, key=lambda t: t.bytes)
+        for chunk in _chunks(ids, 2000):
+            cases = " ".join("WHEN ? THEN ?" for _ in chunk)
+            marks = ",".join("?" * len(chunk))
+            args: list[object] = []
+            for t in chunk:
+                args += [t.hex, counts[t]]
             self._cur.execute(
-                "UPDATE threads SET next_seq = next_seq + ? WHERE id = ? RETURNING next_seq",
-                (n, thread_id.hex),
+                f"UPDATE threads SET next_seq = next_seq + CASE id {cases} END "  # noqa: S608
+                f"WHERE id IN ({marks}) RETURNING id, next_seq",
+                (*args, *(t.hex for t in chunk)),
             )
-            row = self._cur.fetchone()
-            if row is None:
-                raise LookupError("a thread vanished while its envelopes were being stored")
-            firsts[thread_id] = int(row[0]) - n
+            for id_hex, next_seq in self._cur.fetchall():
+                t = uuid.UUID(hex=id_hex)
+                firsts[t] = int(next_seq) - counts[t]
+        if len(firsts) != len(ids):
+            raise LookupError("a thread vanished while its envelopes were being stored")
         return firsts
 
     def insert(self, rows: Sequence[tuple[NewEnvelope, int]], now: int) -> None:
@@ -240,11 +264,13 @@ class _SqliteWriter:
             raise DuplicateEnvelope() from None
 
     def _executemany(self, rows: Sequence[tuple[NewEnvelope, int]], now: int) -> None:
-        self._cur.executemany(
-            "INSERT INTO envelopes (thread_id, seq, msg_id, sender_device, sender_user, epoch, "
-            "label, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
+        # Multi-row INSERTs rather than executemany, for the same reason as reserve_seqs: one
+        # GIL release per statement instead of one per row.
+        for chunk in _chunks(rows, 500):
+            values = ",".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in chunk)
+            args: list[object] = []
+            for e, seq in chunk:
+                args += [
                     e.thread_id.hex,
                     seq,
                     e.msg_id,
@@ -254,10 +280,16 @@ class _SqliteWriter:
                     e.label,
                     e.body,
                     now,
-                )
-                for e, seq in rows
-            ],
-        )
+                ]
+            self._cur.execute(
+                "INSERT INTO envelopes (thread_id, seq, msg_id, sender_device, sender_user, "  # noqa: S608
+                f"epoch, label, body, created_at) VALUES {values}",
+                args,
+            )
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _delivery(r: object) -> Delivery:

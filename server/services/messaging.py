@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import structlog
@@ -67,6 +68,7 @@ class MessagingService:
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None: stop
         self._writer: asyncio.Task[None] | None = None
         self._members: dict[uuid.UUID, asyncio.Future[frozenset[uuid.UUID]]] = {}
+        self._prefetching: set[asyncio.Task[None]] = set()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -109,6 +111,33 @@ class MessagingService:
             raise
         if principal.user_id not in members:
             raise NOT_MEMBER
+
+    def prefetch_members(self, thread_ids: Iterable[uuid.UUID]) -> None:
+        """Load the rosters of threads a connection subscribed to in one query, so that the
+        first send to each does not wait for its own (a cold server answers fast from the start).
+        """
+        missing = [t for t in thread_ids if t not in self._members]
+        if not missing:
+            return
+        loop = asyncio.get_running_loop()
+        futures = {t: loop.create_future() for t in missing}
+        self._members.update(futures)
+
+        async def load() -> None:
+            try:
+                found = await self._threads.members_of(missing)
+            except Exception as e:
+                for t, f in futures.items():
+                    self._members.pop(t, None)
+                    f.set_exception(e)
+                    f.exception()  # retrieved: a later send retries with its own query
+                return
+            for t, f in futures.items():
+                f.set_result(found[t])
+
+        task = loop.create_task(load())
+        self._prefetching.add(task)
+        task.add_done_callback(self._prefetching.discard)
 
     def forget_membership(self, thread_id: uuid.UUID) -> None:
         """Drop the cached roster of a thread after its membership changed."""

@@ -1,9 +1,10 @@
 """The websocket endpoint: authenticate, parse, call the messaging service, render (thin).
 
-One connection = one reader (this coroutine), one writer task draining an outbox (so frames never
-interleave), and one delivery task that first replays the backlog from the database and then
-forwards live deliveries from the bus, skipping anything already sent and filling any hole from
-the database: no duplicate and no gap at the resume seam.
+One connection = one reader (this coroutine) and one writer task draining an outbox (so frames
+never interleave). Deliveries are pushed by the bus straight into the outbox while the connection
+is live; while it reads its backlog from the database (after hello, or to fill a hole), live
+deliveries are held and then merged, skipping anything already sent: no duplicate and no gap at
+the resume seam.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ MAX_IN_FLIGHT = 64  # sends awaiting their commit per connection; more pauses re
 OUTBOX_MAX = 2048  # frames waiting for a slow reader; past this the connection is dropped
 SLOW_CONSUMER = 4008  # websocket close code: too slow, reconnect and resume (nothing is lost)
 BACKLOG_PAGE = 500
+HOLD_MAX = 4096  # live deliveries held during a backlog read; past this, re-read instead
 
 
 class TokenBucket:
@@ -100,6 +102,9 @@ class Connection:
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_MAX)
         self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.subscription: Subscription | None = None
+        self.last: dict[uuid.UUID, int] = {}  # highest seq sent, per thread
+        self.held: list[Delivery] | None = None  # None: live; a list: reading the backlog
+        self.overflowed = False
         self.tasks: set[asyncio.Task[None]] = set()
         self.closing: asyncio.Task[None] | None = None  # the slow-consumer close, if any
         self.writer: asyncio.Task[None] | None = None
@@ -157,11 +162,13 @@ class Connection:
         strangers = [t for t in hello.resume if t not in heads]
         if strangers:
             raise ApiError(403, "koppi.not_member", f"not a member of thread {strangers[0]}")
-        self.subscription = Subscription(frozenset(heads))
+        self.last = {t: hello.resume.get(t, 0) for t in heads}
+        self.held = []  # hold live deliveries until the backlog has been read
+        self.subscription = Subscription(frozenset(heads), self._on_delivery)
         self.bus.subscribe(self.subscription)  # before reading the backlog: nothing slips by
+        self.messaging.prefetch_members(heads)
         self._put(frames.Ready(v=frames.PROTOCOL_VERSION, threads=heads))
-        last = {t: hello.resume.get(t, 0) for t in heads}
-        self._spawn(self._deliver_loop(self.subscription, last))
+        self._spawn(self._catch_up(set(heads)))
 
     async def _send(self, send: frames.Send) -> None:
         msg_id = b64u_decode(send.id, field="id", length=16)
@@ -200,34 +207,51 @@ class Connection:
         finally:
             self.in_flight.release()
 
-    async def _deliver_loop(self, sub: Subscription, last: dict[uuid.UUID, int]) -> None:
-        for thread in sorted(last):
-            await self._catch_up(thread, last, None)
-        while True:
-            d = await sub.queue.get()
-            if sub.lagging:  # the queue overflowed and dropped deliveries: re-read them all
-                sub.lagging = False
-                for thread in sorted(last):
-                    await self._catch_up(thread, last, None)
-            if d.seq <= last[d.thread_id]:
-                continue  # already sent from the backlog
-            if d.seq != last[d.thread_id] + 1:
-                await self._catch_up(d.thread_id, last, d.seq)  # fill the hole from the database
-                if d.seq <= last[d.thread_id]:
-                    continue
+    def _on_delivery(self, d: Delivery) -> None:
+        """Called by the bus for every committed delivery of a subscribed thread."""
+        if self.held is not None:
+            if len(self.held) >= HOLD_MAX:  # re-read from the database instead of growing
+                self.held.clear()
+                self.overflowed = True
+            else:
+                self.held.append(d)
+            return
+        last = self.last[d.thread_id]
+        if d.seq == last + 1:
             self._deliver(d)
-            last[d.thread_id] = d.seq
+            self.last[d.thread_id] = d.seq
+        elif d.seq > last + 1:  # a hole (e.g. a lost bus event): fill it from the database
+            self.held = [d]
+            self._spawn(self._catch_up({d.thread_id}))
 
-    async def _catch_up(
-        self, thread: uuid.UUID, last: dict[uuid.UUID, int], upto: int | None
-    ) -> None:
-        while upto is None or last[thread] < upto - 1:
-            page = await self.messaging.backlog(thread, last[thread], BACKLOG_PAGE)
+    async def _catch_up(self, threads: set[uuid.UUID]) -> None:
+        """Read the backlog of `threads`, then merge what the bus delivered meanwhile; the
+        connection is live again when nothing is left to read."""
+        while threads:
+            for thread in sorted(threads):
+                await self._read_backlog(thread)
+            held, self.held = self.held or [], []
+            threads = set()
+            if self.overflowed:
+                self.overflowed = False
+                threads = set(self.last)
+                continue
+            for d in sorted(held, key=lambda d: (d.thread_id.bytes, d.seq)):
+                last = self.last[d.thread_id]
+                if d.seq == last + 1:
+                    self._deliver(d)
+                    self.last[d.thread_id] = d.seq
+                elif d.seq > last + 1:
+                    threads.add(d.thread_id)
+            threads |= {d.thread_id for d in self.held}
+        self.held = None
+
+    async def _read_backlog(self, thread: uuid.UUID) -> None:
+        while True:
+            page = await self.messaging.backlog(thread, self.last[thread], BACKLOG_PAGE)
             for d in page:
-                if upto is not None and d.seq >= upto:
-                    return
                 self._deliver(d)
-                last[thread] = d.seq
+                self.last[thread] = d.seq
             if len(page) < BACKLOG_PAGE:
                 return
 

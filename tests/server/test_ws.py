@@ -13,7 +13,7 @@ import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from sqlalchemy import func, select
 
-from server.appkeys import ENGINE
+from server.appkeys import BUS, ENGINE, MESSAGING
 from server.db.tables import Envelope
 from tests.server.conftest import Cast, b64u
 
@@ -269,27 +269,58 @@ async def test_frames_before_hello_are_refused(cast: Cast) -> None:
     assert (await ws.receive_json())["code"] == "koppi.unsupported_version"
 
 
-async def test_a_lagging_member_misses_nothing_when_its_queue_overflows(
+async def test_a_member_whose_held_deliveries_overflow_misses_nothing(
     cast: Cast, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A subscriber whose bounded queue overflows re-reads from the database: no hole."""
-    import server.bus
+    """Live deliveries held while a connection reads its backlog are bounded; past the bound it
+    re-reads from the database: no hole, no duplicate."""
+    import server.ws.handler
 
-    original = server.bus.Subscription.__init__
+    monkeypatch.setattr(server.ws.handler, "HOLD_MAX", 1)
+    messaging = cast.app[MESSAGING]
+    read_backlog = messaging.backlog
+    reads = 0
 
-    def tiny(
-        self: server.bus.Subscription, threads: frozenset[uuid.UUID], maxsize: int = 1
-    ) -> None:
-        original(self, threads, maxsize=1)
+    async def slow_backlog(*args: Any, **kw: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.2)  # live deliveries pile up meanwhile
+        return await read_backlog(*args, **kw)
 
-    monkeypatch.setattr(server.bus.Subscription, "__init__", tiny)
+    alice = await connect(cast, "alice")
+    early = [send_frame(cast, "alice", bytes([i])) for i in range(20)]
+    for f in early:
+        await alice.send_json(f)
+        await recv(alice, "ack")
+    monkeypatch.setattr(messaging, "backlog", slow_backlog)
+    bob = await connect(cast, "bob")  # reads its backlog slowly
+    late = [send_frame(cast, "alice", bytes([100 + i])) for i in range(20)]
+    for f in late:
+        await alice.send_json(f)
+    got = [await recv(bob, "deliver") for _ in early + late]
+    assert [d["seq"] for d in got] == list(range(1, 41))
+    assert [d["id"] for d in got] == [f["id"] for f in early + late]
+    assert reads >= 2  # the overflow made it read again
+
+
+async def test_a_lost_bus_event_is_filled_from_the_database(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hole in the live stream (a bus event that never came) is read from the database."""
+    bus = cast.app[BUS]
+    publish = bus.publish
+
+    async def lossy(deliveries: list[Any]) -> None:
+        await publish([d for d in deliveries if d.seq != 2])
+
+    monkeypatch.setattr(bus, "publish", lossy)
     alice, bob = await connect(cast, "alice"), await connect(cast, "bob")
-    frames = [send_frame(cast, "alice", bytes([i])) for i in range(60)]
+    frames = [send_frame(cast, "alice", bytes([i])) for i in range(5)]
     for f in frames:
         await alice.send_json(f)
+        await recv(alice, "ack")
     got = [await recv(bob, "deliver") for _ in frames]
-    assert [d["seq"] for d in got] == list(range(1, 61))
-    assert [d["id"] for d in got] == [f["id"] for f in frames]
+    assert [d["seq"] for d in got] == [1, 2, 3, 4, 5]
 
 
 async def test_a_slow_reader_is_disconnected_and_resumes_without_loss(
@@ -318,3 +349,29 @@ async def test_a_slow_reader_is_disconnected_and_resumes_without_loss(
     again = await connect(cast, "bob", resume={str(cast.thread): seen[-1] if seen else 0})
     rest = [(await recv(again, "deliver"))["seq"] for _ in range(60 - len(seen))]
     assert seen + rest == list(range(1, 61))
+
+
+async def test_hello_loads_the_rosters_of_its_threads_in_one_query(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold server's first send does not wait for a roster query of its own."""
+    messaging = cast.app[MESSAGING]
+    repo = messaging._threads
+    single: list[uuid.UUID] = []
+    original = repo.members
+
+    async def counting(thread_id: uuid.UUID) -> frozenset[uuid.UUID]:
+        single.append(thread_id)
+        return await original(thread_id)
+
+    monkeypatch.setattr(repo, "members", counting)
+    alice = await connect(cast, "alice")
+    await alice.send_json(send_frame(cast, "alice", b"first"))
+    assert (await recv(alice, "ack"))["seq"] == 1
+    assert single == []  # answered from the hello's prefetch
+    # After a membership change the roster is read again, and a non-member is still refused.
+    messaging.forget_membership(cast.thread)
+    mallory = await connect(cast, "mallory")
+    await mallory.send_json(send_frame(cast, "mallory", b"x", thread=str(cast.thread)))
+    assert (await recv(mallory, "error"))["code"] == "koppi.not_member"
+    assert single == [cast.thread]
