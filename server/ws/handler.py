@@ -1,15 +1,16 @@
 """The websocket endpoint: authenticate, parse, call the messaging service, render (thin).
 
-One connection = one reader (this coroutine) and one writer task draining an outbox (so frames
-never interleave). Deliveries are pushed by the bus straight into the outbox while the connection
-is live; while it reads its backlog from the database (after hello, or to fill a hole), live
-deliveries are held and then merged, skipping anything already sent: no duplicate and no gap at
-the resume seam.
+One connection = one reader (this coroutine) and, while frames wait, one writer task draining
+the outbox (so frames never interleave; an idle connection holds no writer task). The bus pushes
+deliveries straight into the outbox while the connection is live; while it reads its backlog from
+the database (after hello, or to fill a hole), live deliveries are held and then merged, skipping
+anything already sent: no duplicate and no gap at the resume seam.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import uuid
@@ -99,7 +100,8 @@ class Connection:
         self.ws, self.principal, self.messaging, self.bus = ws, principal, messaging, bus
         self.cfg, self.metrics = cfg, metrics
         self.bucket = TokenBucket(clock, cfg.ws_rate, cfg.ws_burst)
-        self.outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_MAX)
+        self.outbox: collections.deque[str] = collections.deque()
+        self.outbox_max = OUTBOX_MAX
         self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.subscription: Subscription | None = None
         self.last: dict[uuid.UUID, int] = {}  # highest seq sent, per thread
@@ -111,7 +113,6 @@ class Connection:
         self.log = log.bind(user=str(principal.user_id))
 
     async def run(self) -> None:
-        writer = self.writer = asyncio.create_task(self._write_loop())
         try:
             async for msg in self.ws:
                 if msg.type is WSMsgType.TEXT:
@@ -130,10 +131,11 @@ class Connection:
             await asyncio.gather(*self.tasks, return_exceptions=True)
             if self.subscription is not None:
                 self.bus.unsubscribe(self.subscription)
-            self._drop_outbox()
-            self.outbox.put_nowait(None)
-            with contextlib.suppress(Exception):
-                await writer
+            self.outbox.clear()
+            if self.writer is not None:
+                self.writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self.writer
 
     async def _on_text(self, data: str) -> None:
         if len(data) > self.cfg.max_frame_bytes:
@@ -262,27 +264,26 @@ class Connection:
     def _enqueue(self, frame: str) -> None:
         """Queue a frame; a reader that lets OUTBOX_MAX frames pile up is disconnected with
         SLOW_CONSUMER instead of growing the server's memory. It resumes from its last seq."""
-        try:
-            self.outbox.put_nowait(frame)
-        except asyncio.QueueFull:
-            if self.closing is None and not self.ws.closed:
-                self.log.info("ws.slow_consumer")
-                self.closing = asyncio.create_task(self._close_slow())
+        if self.closing is not None or self.ws.closed:
+            return
+        if len(self.outbox) >= self.outbox_max:
+            self.log.info("ws.slow_consumer")
+            self.closing = asyncio.create_task(self._close_slow())
+            return
+        self.outbox.append(frame)
+        if self.writer is None:
+            self.writer = asyncio.create_task(self._write_loop())
 
     async def _close_slow(self) -> None:
         if self.writer is not None:  # no data frame may follow the close frame
             self.writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.writer
-        self._drop_outbox()
+        self.outbox.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
                 self.ws.close(code=SLOW_CONSUMER, message=b"koppi.slow_consumer"), 2
             )
-
-    def _drop_outbox(self) -> None:
-        while not self.outbox.empty():
-            self.outbox.get_nowait()
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
@@ -297,10 +298,15 @@ class Connection:
         self._put(frames.Error(code=e.code, message=e.message, id=frame_id))
 
     async def _write_loop(self) -> None:
-        while (data := await self.outbox.get()) is not None:
-            if self.ws.closed:
-                return
-            await self.ws.send_str(data)
+        """Drain the outbox, then end: the next frame starts a new writer."""
+        try:
+            while self.outbox:
+                if self.ws.closed:
+                    self.outbox.clear()
+                    return
+                await self.ws.send_str(self.outbox.popleft())
+        finally:
+            self.writer = None
 
 
 class _DeliverFrames:
