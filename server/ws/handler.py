@@ -1,16 +1,16 @@
 """The websocket endpoint: authenticate, parse, call the messaging service, render (thin).
 
-One connection = one reader (this coroutine) and, while frames wait, one writer task draining
-the outbox (so frames never interleave; an idle connection holds no writer task). The bus pushes
-deliveries straight into the outbox while the connection is live; while it reads its backlog from
-the database (after hello, or to fill a hole), live deliveries are held and then merged, skipping
-anything already sent: no duplicate and no gap at the resume seam.
+One connection = one reader (this coroutine) and an outbox of ready websocket frames that is
+written to the socket once per turn of the event loop: a burst of deliveries costs one write,
+not one per frame, and an idle connection holds no task. The bus pushes deliveries straight into
+the outbox while the connection is live; while it reads its backlog from the database (after
+hello, or to fill a hole), live deliveries are held and then merged, skipping anything already
+sent: no duplicate and no gap at the resume seam.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import itertools
 import uuid
@@ -34,7 +34,7 @@ from server.ws.frames import b64u_decode, b64u_encode
 log = structlog.get_logger(__name__)
 
 MAX_IN_FLIGHT = 64  # sends awaiting their commit per connection; more pauses reading
-OUTBOX_MAX = 2048  # frames waiting for a slow reader; past this the connection is dropped
+OUTBOX_BYTES = 4 * 1024 * 1024  # bytes a slow reader may leave unread before it is dropped
 SLOW_CONSUMER = 4008  # websocket close code: too slow, reconnect and resume (nothing is lost)
 BACKLOG_PAGE = 500
 HOLD_MAX = 4096  # live deliveries held during a backlog read; past this, re-read instead
@@ -68,7 +68,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     cfg = app[CONFIG]
     ws = web.WebSocketResponse(max_msg_size=cfg.max_frame_bytes * 4, heartbeat=30)
     await ws.prepare(request)
-    conn = Connection(ws, principal, app[MESSAGING], app[BUS], app[CLOCK], cfg, app[METRICS])
+    transport = request.transport
+    if transport is None:  # the client went away during the handshake
+        return ws
+    conn = Connection(
+        ws, transport, principal, app[MESSAGING], app[BUS], app[CLOCK], cfg, app[METRICS]
+    )
     app[SOCKETS].add(ws)
     app[METRICS].connections.inc()
     try:
@@ -90,6 +95,7 @@ class Connection:
     def __init__(
         self,
         ws: web.WebSocketResponse,
+        transport: asyncio.BaseTransport,
         principal: Principal,
         messaging: MessagingService,
         bus: FanoutBus,
@@ -100,8 +106,10 @@ class Connection:
         self.ws, self.principal, self.messaging, self.bus = ws, principal, messaging, bus
         self.cfg, self.metrics = cfg, metrics
         self.bucket = TokenBucket(clock, cfg.ws_rate, cfg.ws_burst)
-        self.outbox: collections.deque[str] = collections.deque()
-        self.outbox_max = OUTBOX_MAX
+        assert isinstance(transport, asyncio.WriteTransport)
+        self.transport = transport
+        self.outbox: list[bytes] = []  # complete websocket frames, written once per loop turn
+        self.outbox_bytes = OUTBOX_BYTES
         self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.subscription: Subscription | None = None
         self.last: dict[uuid.UUID, int] = {}  # highest seq sent, per thread
@@ -109,7 +117,6 @@ class Connection:
         self.overflowed = False
         self.tasks: set[asyncio.Task[None]] = set()
         self.closing: asyncio.Task[None] | None = None  # the slow-consumer close, if any
-        self.writer: asyncio.Task[None] | None = None
         self.log = log.bind(user=str(principal.user_id))
 
     async def run(self) -> None:
@@ -132,10 +139,6 @@ class Connection:
             if self.subscription is not None:
                 self.bus.unsubscribe(self.subscription)
             self.outbox.clear()
-            if self.writer is not None:
-                self.writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self.writer
 
     async def _on_text(self, data: str) -> None:
         if len(data) > self.cfg.max_frame_bytes:
@@ -261,24 +264,31 @@ class Connection:
         self._enqueue(_deliver_frames.get(d))
         self.metrics.messages_delivered.inc()
 
-    def _enqueue(self, frame: str) -> None:
-        """Queue a frame; a reader that lets OUTBOX_MAX frames pile up is disconnected with
-        SLOW_CONSUMER instead of growing the server's memory. It resumes from its last seq."""
+    def _enqueue(self, frame: bytes) -> None:
+        """Queue one complete websocket frame; the first of a burst schedules the write."""
         if self.closing is not None or self.ws.closed:
             return
-        if len(self.outbox) >= self.outbox_max:
+        if not self.outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self.outbox.append(frame)
+
+    def _flush(self) -> None:
+        """Write every queued frame in one call. A reader that leaves OUTBOX_BYTES unread is
+        disconnected with SLOW_CONSUMER instead of growing the server's memory; it resumes from
+        its last seq."""
+        if not self.outbox:
+            return
+        if self.closing is not None or self.ws.closed or self.transport.is_closing():
+            self.outbox.clear()
+            return
+        data = b"".join(self.outbox)
+        self.outbox.clear()
+        self.transport.write(data)
+        if self.transport.get_write_buffer_size() > self.outbox_bytes:
             self.log.info("ws.slow_consumer")
             self.closing = asyncio.create_task(self._close_slow())
-            return
-        self.outbox.append(frame)
-        if self.writer is None:
-            self.writer = asyncio.create_task(self._write_loop())
 
     async def _close_slow(self) -> None:
-        if self.writer is not None:  # no data frame may follow the close frame
-            self.writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.writer
         self.outbox.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
@@ -291,22 +301,21 @@ class Connection:
         task.add_done_callback(self.tasks.discard)
 
     def _put(self, frame: msgspec.Struct) -> None:
-        self._enqueue(frames.encoder.encode(frame).decode())
+        self._enqueue(text_frame(frames.encoder.encode(frame)))
 
     def _error(self, e: ApiError, frame_id: str | None = None) -> None:
         self.metrics.frames_rejected.labels(code=e.code).inc()
         self._put(frames.Error(code=e.code, message=e.message, id=frame_id))
 
-    async def _write_loop(self) -> None:
-        """Drain the outbox, then end: the next frame starts a new writer."""
-        try:
-            while self.outbox:
-                if self.ws.closed:
-                    self.outbox.clear()
-                    return
-                await self.ws.send_str(self.outbox.popleft())
-        finally:
-            self.writer = None
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final websocket text frame (RFC 6455 §5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
 
 
 class _DeliverFrames:
@@ -316,24 +325,26 @@ class _DeliverFrames:
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size
-        self._frames: dict[int, tuple[Delivery, str]] = {}
+        self._frames: dict[int, tuple[Delivery, bytes]] = {}
 
-    def get(self, d: Delivery) -> str:
+    def get(self, d: Delivery) -> bytes:
         hit = self._frames.get(id(d))
         if hit is not None and hit[0] is d:
             return hit[1]
-        frame = frames.encoder.encode(
-            frames.Deliver(
-                thread=d.thread_id,
-                seq=d.seq,
-                id=b64u_encode(d.msg_id),
-                epoch=d.epoch,
-                sender=b64u_encode(d.sender_device),
-                label=msgspec.Raw(d.label.encode()),
-                body=b64u_encode(d.body),
-                ts=d.created_at,
+        frame = text_frame(
+            frames.encoder.encode(
+                frames.Deliver(
+                    thread=d.thread_id,
+                    seq=d.seq,
+                    id=b64u_encode(d.msg_id),
+                    epoch=d.epoch,
+                    sender=b64u_encode(d.sender_device),
+                    label=msgspec.Raw(d.label.encode()),
+                    body=b64u_encode(d.body),
+                    ts=d.created_at,
+                )
             )
-        ).decode()
+        )
         if len(self._frames) >= self._size:
             self._frames.clear()
         self._frames[id(d)] = (d, frame)

@@ -328,12 +328,23 @@ async def test_a_slow_reader_is_disconnected_and_resumes_without_loss(
 ) -> None:
     """The server never buffers without bound for a reader that does not keep up: it closes the
     connection with 4008, and the member resumes from its last sequence number."""
+    import socket
+
     import server.ws.handler
 
     alice = await connect(cast, "alice")
-    monkeypatch.setattr(server.ws.handler, "OUTBOX_MAX", 4)  # for bob's connection only
+    original = server.ws.handler.Connection.__init__
+
+    def small_buffers(self: Any, ws: Any, transport: Any, *args: Any, **kw: Any) -> None:
+        original(self, ws, transport, *args, **kw)
+        self.outbox_bytes = 64 * 1024  # the limit, for bob's connection only
+        # A small kernel send buffer, so unread bytes pile up where the server can see them.
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+    monkeypatch.setattr(server.ws.handler.Connection, "__init__", small_buffers)
     bob = await connect(cast, "bob")
-    frames = [send_frame(cast, "alice", bytes([i])) for i in range(60)]
+    monkeypatch.undo()
+    frames = [send_frame(cast, "alice", bytes([i]) * 100_000) for i in range(60)]
     for f in frames:
         await alice.send_json(f)
     for _ in frames:
@@ -345,7 +356,6 @@ async def test_a_slow_reader_is_disconnected_and_resumes_without_loss(
             seen.append(frame["seq"])
     assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4008, "koppi.slow_consumer")
     assert len(seen) < 60
-    monkeypatch.undo()
     again = await connect(cast, "bob", resume={str(cast.thread): seen[-1] if seen else 0})
     rest = [(await recv(again, "deliver"))["seq"] for _ in range(60 - len(seen))]
     assert seen + rest == list(range(1, 61))
