@@ -34,6 +34,7 @@ from server.repositories.threads import DuplicateEnvelope, NewEnvelope, ThreadRe
 log = structlog.get_logger(__name__)
 
 NOT_MEMBER = ApiError(403, "koppi.not_member", "you are not a member of that thread")
+FOREIGN_SENDER = ApiError(403, "koppi.forbidden", "an envelope is sent as its own user only")
 DUPLICATE_ID = ApiError(
     409, "koppi.duplicate_message_id", "that message id is taken in this thread"
 )
@@ -145,10 +146,26 @@ class MessagingService:
 
     # --- sending --------------------------------------------------------------------------------
 
+    def submit(self, principal: Principal, envelope: NewEnvelope) -> asyncio.Future[Accepted]:
+        """`send` without a task per envelope: with the thread's roster cached (the usual
+        case), the checks run now and the envelope joins the next group commit; the future
+        resolves after that commit."""
+        roster = self._members.get(envelope.thread_id)
+        if roster is None or not roster.done() or roster.cancelled() or roster.exception():
+            return asyncio.ensure_future(self.send(principal, envelope))
+        done: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        if principal.user_id not in roster.result():
+            done.set_exception(NOT_MEMBER)
+        elif envelope.sender_user != principal.user_id:
+            done.set_exception(FOREIGN_SENDER)
+        else:
+            self._queue.put_nowait(_Pending(envelope, done))
+        return done
+
     async def send(self, principal: Principal, envelope: NewEnvelope) -> Accepted:
         await self.require_member(principal, envelope.thread_id)
         if envelope.sender_user != principal.user_id:
-            raise ApiError(403, "koppi.forbidden", "an envelope is sent as its own user only")
+            raise FOREIGN_SENDER
         done: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(envelope, done))
         return await done

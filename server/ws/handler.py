@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import uuid
 
@@ -27,7 +28,7 @@ from server.errors import ApiError
 from server.metrics import Metrics
 from server.principal import Principal
 from server.repositories.threads import NewEnvelope
-from server.services.messaging import MessagingService
+from server.services.messaging import Accepted, MessagingService
 from server.ws import frames
 from server.ws.frames import b64u_decode, b64u_encode
 
@@ -110,6 +111,7 @@ class Connection:
         self.transport = transport
         self.outbox: list[bytes] = []  # complete websocket frames, written once per loop turn
         self.outbox_bytes = OUTBOX_BYTES
+        self.delivered = 0
         self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.subscription: Subscription | None = None
         self.last: dict[uuid.UUID, int] = {}  # highest seq sent, per thread
@@ -194,11 +196,17 @@ class Connection:
             body=body,
         )
         await self.in_flight.acquire()  # back-pressure: stop reading while too many are pending
-        self._spawn(self._store(envelope, send.id))
+        stored = self.messaging.submit(self.principal, envelope)
+        stored.add_done_callback(functools.partial(self._stored, send.id))
 
-    async def _store(self, envelope: NewEnvelope, wire_id: str) -> None:
-        try:
-            accepted = await self.messaging.send(self.principal, envelope)
+    def _stored(self, wire_id: str, stored: asyncio.Future[Accepted]) -> None:
+        """Answer a send once its commit is done: an ack, or the error's code."""
+        self.in_flight.release()
+        if stored.cancelled():
+            return
+        error = stored.exception()
+        if error is None:
+            accepted = stored.result()
             self._put(
                 frames.Ack(
                     id=wire_id,
@@ -207,10 +215,11 @@ class Connection:
                     duplicate=accepted.duplicate,
                 )
             )
-        except ApiError as e:
-            self._error(e, wire_id)
-        finally:
-            self.in_flight.release()
+        elif isinstance(error, ApiError):
+            self._error(error, wire_id)
+        else:
+            self.log.error("ws.store_failed", error=type(error).__name__)
+            self._error(ApiError(500, "koppi.store_failed", "could not store; resend"), wire_id)
 
     def _on_delivery(self, d: Delivery) -> None:
         """Called by the bus for every committed delivery of a subscribed thread."""
@@ -262,7 +271,7 @@ class Connection:
 
     def _deliver(self, d: Delivery) -> None:
         self._enqueue(_deliver_frames.get(d))
-        self.metrics.messages_delivered.inc()
+        self.delivered += 1  # counted into the metric once per write, not once per frame
 
     def _enqueue(self, frame: bytes) -> None:
         """Queue one complete websocket frame; the first of a burst schedules the write."""
@@ -284,6 +293,9 @@ class Connection:
         data = b"".join(self.outbox)
         self.outbox.clear()
         self.transport.write(data)
+        if self.delivered:
+            self.metrics.messages_delivered.inc(self.delivered)
+            self.delivered = 0
         if self.transport.get_write_buffer_size() > self.outbox_bytes:
             self.log.info("ws.slow_consumer")
             self.closing = asyncio.create_task(self._close_slow())
