@@ -1,0 +1,182 @@
+// Runs a vector file through the browser twin (web/static/protocol/) and returns the failures.
+// Loaded by tests/browser/test_vectors.py in real Chromium; the vectors are the same files the
+// Python core passes (docs/protocol.md §9).
+
+import * as P from "/web/static/protocol/primitives.js";
+import { equalBytes, hex, unhex } from "/web/static/protocol/encoding.js";
+import * as S from "/web/static/protocol/schedule.js";
+import { StorageLabel } from "/web/static/protocol/message.js";
+import { CoveredOrganisation } from "/web/static/protocol/consent.js";
+
+async function load(name) {
+  const r = await fetch(`/crypto/vectors/${name}`);
+  if (!r.ok) throw new Error(`cannot load ${name}`);
+  return r.json();
+}
+
+function same(label, got, want) {
+  const w = typeof want === "string" ? want : hex(want);
+  const g = typeof got === "string" ? got : hex(got);
+  if (g !== w) throw new Error(`${label}: got ${g.slice(0, 64)} want ${w.slice(0, 64)}`);
+}
+
+async function refused(fn, code) {
+  try {
+    await fn();
+  } catch (e) {
+    if (e.code === code) return;
+    throw new Error(`wanted ${code}, got ${e.code ?? e}`);
+  }
+  throw new Error(`wanted ${code}, got no error`);
+}
+
+const u = unhex;
+
+const CHECKS = {
+  async "rfc8032-ed25519.json"(c) {
+    const key = await P.SigningKey.fromSeed(u(c.secret_key));
+    same("public", key.public, c.public_key);
+    const sig = await key.sign(u(c.message));
+    same("signature", sig, c.signature); // Ed25519 is deterministic
+    await P.ed25519Verify(key.public, u(c.message), sig);
+    const bad = Uint8Array.from(sig);
+    bad[5] ^= 0x40;
+    await refused(() => P.ed25519Verify(key.public, u(c.message), bad), "koppi.auth_failed");
+  },
+  async "ed25519-speccheck.json"(c) {
+    const run = () => P.ed25519Verify(u(c.public_key), u(c.message), u(c.signature));
+    if (c.expected_error) await refused(run, c.expected_error);
+    else await run();
+  },
+  async "rfc7748-x25519.json"(c) {
+    if (c.kind === "scalarmult") {
+      same("output", await P.x25519(u(c.scalar), u(c.u)), c.output);
+    } else if (c.kind === "iterated") {
+      let k = u(c.k);
+      let uu = u(c.k);
+      for (let i = 0; i < c.iterations; i++) {
+        const out = await P.x25519(k, uu);
+        uu = k;
+        k = out;
+      }
+      same("output", k, c.output);
+    } else if (c.kind === "dh") {
+      const alice = await P.KemKey.fromBytes(u(c.alice_private));
+      const bob = await P.KemKey.fromBytes(u(c.bob_private));
+      same("alice public", alice.public, c.alice_public);
+      same("bob public", bob.public, c.bob_public);
+      same("shared a", await alice.exchange(bob.public), c.shared);
+      same("shared b", await bob.exchange(alice.public), c.shared);
+    } else {
+      await refused(async () => P.checkX25519Public(u(c.u)), c.expected_error);
+      const key = await P.KemKey.fromBytes(new Uint8Array(32).map((_, i) => i));
+      await refused(() => key.exchange(u(c.u)), "koppi.weak_key");
+    }
+  },
+  async "rfc5869-hkdf.json"(c) {
+    const prk = await P.hkdfExtract(u(c.salt), u(c.ikm));
+    same("prk", prk, c.prk);
+    same("okm", await P.hkdfExpand(prk, u(c.info), c.length), c.okm);
+    same("okm (one call)", await P.hkdf(u(c.ikm), u(c.salt), u(c.info), c.length), c.okm);
+  },
+  async "rfc9180-a1-1.json"(c) {
+    const e = await P.deriveKeyPair(u(c.ikmE));
+    same("skEm", e.sk, c.skEm);
+    same("pkEm", e.key.public, c.pkEm);
+    const r = await P.deriveKeyPair(u(c.ikmR));
+    same("skRm", r.sk, c.skRm);
+    same("pkRm", r.key.public, c.pkRm);
+    const { sharedSecret, enc } = await P.encap(u(c.pkRm), u(c.ikmE));
+    same("enc", enc, c.enc);
+    same("shared secret", sharedSecret, c.shared_secret);
+    same("decap", await P.decap(enc, r.key), c.shared_secret);
+    const ctx = await P.keySchedule(sharedSecret, u(c.info));
+    same("key schedule context", ctx.keyScheduleContext, c.key_schedule_context);
+    same("secret", ctx.secret, c.secret);
+    same("key", ctx.key, c.key);
+    same("base nonce", ctx.baseNonce, c.base_nonce);
+    same("exporter secret", ctx.exporterSecret, c.exporter_secret);
+    for (const x of c.encryptions) {
+      same(`nonce ${x.sequence_number}`, P.hpkeNonce(ctx.baseNonce, x.sequence_number), x.nonce);
+      const ct = await P.hpkeSealSequence(ctx, x.sequence_number, u(x.aad), u(x.pt));
+      same(`ct ${x.sequence_number}`, ct, x.ct);
+      same(`pt ${x.sequence_number}`, await P.hpkeOpenSequence(ctx, x.sequence_number, u(x.aad), ct), x.pt);
+    }
+    const first = c.encryptions[0];
+    const sealed = await P.hpkeSeal(u(c.pkRm), u(c.info), u(first.pt),
+      { ephemeralIkm: u(c.ikmE), aad: u(first.aad) });
+    same("single shot", sealed, c.enc + first.ct);
+    same("open", await P.hpkeOpen(r.key, u(c.info), sealed, { aad: u(first.aad) }), first.pt);
+  },
+  async "koppi-encoding.json"(c) {
+    const decode = c.structure === "storage-label" ? StorageLabel.decode : CoveredOrganisation.decode;
+    if (c.expected_error) return refused(async () => decode(u(c.bytes)), c.expected_error);
+    const value = decode(u(c.bytes));
+    for (const [name, want] of Object.entries(c.expected)) {
+      const got = {
+        organisations: () => value.organisations.map(hex).sort(),
+        basis: () => value.basis,
+        retention_days: () => value.retentionDays,
+        may_store: () => value.mayStore,
+      }[name]();
+      if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`${name}: ${got} != ${want}`);
+    }
+    same("re-encoding", value.encode(), c.bytes);
+  },
+  async "koppi-schedule.json"(c) {
+    if (c.kind === "epoch_keys") {
+      const keys = await S.deriveEpochKeys(u(c.epoch_secret), u(c.core_hash), u(c.thread_id), c.epoch);
+      for (const p of S.PURPOSES) same(p, keys[p], c[p]);
+      same("tag", await S.confirmationTag(keys.confirm, u(c.core_hash)), c.confirmation_tag);
+      same("thread info", await S.sealThreadInfo(keys.metadata, u(c.core_hash), u(c.thread_info)),
+        c.thread_info_ct);
+      return;
+    }
+    const key = await P.KemKey.fromBytes(u(c.recipient_private));
+    const info = c.kind === "wrap"
+      ? await S.wrapInfo(u(c.thread_id), c.epoch, u(c.core_hash), u(c.device_id), u(c.kp_hash))
+      : await S.historyInfo(u(c.thread_id), c.old_epoch, u(c.old_commit_hash), u(c.recipient),
+        u(c.kp_hash), u(c.admitting_core_hash));
+    const epoch = c.kind === "wrap" ? c.epoch : c.old_epoch;
+    if (c.expected_error) return refused(() => S.openSecret(key, info, u(c.sealed), epoch), c.expected_error);
+    same("info", info, c.info);
+    same("open", await P.hpkeOpen(key, info, u(c.sealed)), c.plaintext);
+    const again = await P.hpkeSeal(key.public, info, u(c.plaintext), { ephemeralIkm: u(c.ephemeral_ikm) });
+    same("fixed-ephemeral seal", again, c.sealed);
+    const secret = await S.openSecret(key, info, u(c.sealed), epoch);
+    same("secret", secret, u(c.plaintext).slice(-32));
+  },
+};
+
+/** Run every case of `file`; returns {cases, failures: [{name, error}]}. */
+export async function run(file) {
+  const doc = await load(file);
+  const check = CHECKS[file];
+  const failures = [];
+  for (const c of doc.cases) {
+    try {
+      await check(c);
+    } catch (e) {
+      failures.push({ name: c.name, error: String(e.message ?? e) });
+    }
+  }
+  return { cases: doc.cases.length, failures };
+}
+
+/** Private keys imported into WebCrypto cannot be read back by any script. */
+export async function privateKeysAreNotExtractable() {
+  const sk = await P.SigningKey.fromSeed(new Uint8Array(32).fill(7));
+  const kem = await P.KemKey.fromBytes(new Uint8Array(32).fill(9));
+  const results = [];
+  for (const key of [sk.privateKey, kem.privateKey]) {
+    try {
+      await crypto.subtle.exportKey("pkcs8", key);
+      results.push("exported");
+    } catch (e) {
+      results.push(key.extractable ? "extractable" : "refused");
+    }
+  }
+  return results;
+}
+
+export { equalBytes };

@@ -1,0 +1,36 @@
+"""The browser twin (web/static/protocol/) on the same vector files as the Python core, in real
+Chromium: every case, positive and negative, with the same error codes (docs/protocol.md §9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+FILES = [
+    "rfc8032-ed25519.json",
+    "ed25519-speccheck.json",
+    "rfc7748-x25519.json",
+    "rfc5869-hkdf.json",
+    "rfc9180-a1-1.json",
+    "koppi-encoding.json",
+    "koppi-schedule.json",
+]
+
+RUN = "async (file) => (await import('/tests/browser/runner.js')).run(file)"
+
+
+@pytest.mark.parametrize("file", FILES)
+def test_every_case_passes_in_chromium(page: Any, file: str) -> None:
+    result = page.evaluate(RUN, file)
+    assert result["cases"] > 0
+    assert result["failures"] == [], f"{file}: {result['failures']}"
+
+
+def test_private_keys_cannot_be_exported(page: Any) -> None:
+    got = page.evaluate(
+        "async () => (await import('/tests/browser/runner.js')).privateKeysAreNotExtractable()"
+    )
+    assert got == ["refused", "refused"]
