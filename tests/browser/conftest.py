@@ -61,8 +61,10 @@ def site() -> Iterator[str]:
         server.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Module-scoped: Playwright's sync API runs an event loop in this thread while it is open,
+    and the asyncio tests that follow need the thread to themselves."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("KOPPI_TEST_REQUIRE_SERVICES") == "1":
             pytest.fail(f"{CHROMIUM} is required in CI (.ci/run installs Debian's chromium)")
