@@ -5,6 +5,7 @@
 import * as P from "/web/static/protocol/primitives.js";
 import { equalBytes, hex, unhex } from "/web/static/protocol/encoding.js";
 import * as S from "/web/static/protocol/schedule.js";
+import * as M from "/web/static/protocol/message.js";
 import { StorageLabel } from "/web/static/protocol/message.js";
 import { CoveredOrganisation } from "/web/static/protocol/consent.js";
 
@@ -148,14 +149,116 @@ const CHECKS = {
   },
 };
 
+async function messageEpochs(doc) {
+  const devices = {};
+  for (const [name, d] of Object.entries(doc.devices)) {
+    devices[name] = {
+      deviceId: u(d.device_id), orgId: u(d.org_id), signingPublic: u(d.signing_public),
+      certLogIndex: d.cert_log_index, revokedAtIndex: d.revoked_at_index,
+    };
+  }
+  const epochs = {};
+  for (const [name, e] of Object.entries(doc.epochs)) {
+    epochs[name] = {
+      threadId: u(e.thread_id), number: e.number, epochId: u(e.epoch_id), coreHash: u(e.core_hash),
+      keys: await S.deriveEpochKeys(u(e.epoch_secret), u(e.core_hash), u(e.thread_id), e.number),
+      roster: new Map(e.roster.map((n) => [hex(devices[n].deviceId), devices[n]])),
+      coverage: new Set(e.coverage), mayStore: new Set(e.may_store), treeSize: e.tree_size,
+    };
+  }
+  return epochs;
+}
+
+function labelJson(label) {
+  return { organisations: label.organisations.map(hex).sort(), basis: label.basis,
+    retention_days: label.retentionDays };
+}
+
+CHECKS["koppi-message.json"] = async (c, doc, ctx) => {
+  ctx.epochs ??= await messageEpochs(doc);
+  const epoch = ctx.epochs[c.epoch];
+  switch (c.kind) {
+    case "label": {
+      const label = new M.StorageLabel(c.organisations.map(u), c.basis, c.retention_days);
+      same("encoding", label.encode(), c.encoding);
+      same("decode", M.StorageLabel.decode(u(c.encoding)).encode(), c.encoding);
+      return;
+    }
+    case "label_decode":
+      return refused(async () => M.StorageLabel.decode(u(c.encoding)), c.expected_error);
+    case "header": {
+      const h = new M.Header({
+        threadId: u(c.thread_id), epoch: c.epoch, epochId: u(c.epoch_id), sender: u(c.sender),
+        counter: c.counter, messageId: u(c.message_id), timestampMs: c.timestamp_ms,
+        reuseGuard: u(c.reuse_guard), label: M.StorageLabel.decode(u(c.label)),
+      });
+      same("encoding", h.encode(), c.encoding);
+      same("decode", M.Header.decode(u(c.encoding)).encode(), c.encoding);
+      return;
+    }
+    case "header_decode":
+      return refused(async () => M.Header.decode(u(c.encoding)), c.expected_error);
+    case "content":
+      same("encoding", M.encodeContent(c.content_type, c.tree_size, u(c.tree_head_hash), u(c.body)),
+        c.encoding);
+      return;
+    case "keys": {
+      const fake = { keys: { sender: u(c.epoch_sender_key) } };
+      const secret = await M.senderSecret(fake, u(c.device_id));
+      same("sender secret", secret, c.sender_secret);
+      const { key, nonce } = await M.messageKey(secret, c.counter, u(c.reuse_guard));
+      same("key", key, c.key);
+      same("nonce", nonce, c.nonce);
+      return;
+    }
+    case "pad_size":
+      if (c.expected_error) {
+        return refused(async () => M.pad(new Uint8Array(c.content_length)), c.expected_error);
+      }
+      if (M.paddedSize(c.content_length + 1) !== c.padded_length) throw new Error("padded size");
+      return;
+    case "pad":
+      same("padded", M.pad(u(c.content)), c.padded);
+      same("unpadded", M.unpad(u(c.padded)), c.content);
+      return;
+    case "open": {
+      if (c.expected_error) return refused(() => M.open(epoch, u(c.message)), c.expected_error);
+      const got = await M.open(epoch, u(c.message));
+      const w = c.expected;
+      same("sender", got.header.sender, w.sender);
+      if (got.header.counter !== w.counter) throw new Error("counter");
+      same("message id", got.header.messageId, w.message_id);
+      if (got.header.timestampMs !== w.timestamp_ms) throw new Error("timestamp");
+      same("reuse guard", got.header.reuseGuard, w.reuse_guard);
+      if (JSON.stringify(labelJson(got.header.label)) !== JSON.stringify(w.label)) throw new Error("label");
+      if (got.contentType !== w.content_type || got.treeSize !== w.tree_size) throw new Error("content");
+      same("tree head", got.treeHeadHash, w.tree_head_hash);
+      same("body", got.body, w.body);
+      return;
+    }
+    case "replay": {
+      const guard = new M.ReplayGuard();
+      for (const step of c.steps) {
+        const run = async () => guard.check(await M.open(epoch, u(step.message)));
+        if (step.expected_error) await refused(run, step.expected_error);
+        else if ((await run()) !== step.is_duplicate_id) throw new Error("is_duplicate_id");
+      }
+      return;
+    }
+    default:
+      throw new Error(`unknown kind ${c.kind}`);
+  }
+};
+
 /** Run every case of `file`; returns {cases, failures: [{name, error}]}. */
 export async function run(file) {
   const doc = await load(file);
   const check = CHECKS[file];
+  const ctx = {};
   const failures = [];
   for (const c of doc.cases) {
     try {
-      await check(c);
+      await check(c, doc, ctx);
     } catch (e) {
       failures.push({ name: c.name, error: String(e.message ?? e) });
     }

@@ -17,6 +17,7 @@ FILES = [
     "rfc9180-a1-1.json",
     "koppi-encoding.json",
     "koppi-schedule.json",
+    "koppi-message.json",
 ]
 
 RUN = "async (file) => (await import('/tests/browser/runner.js')).run(file)"
