@@ -283,3 +283,46 @@ export async function privateKeysAreNotExtractable() {
 }
 
 export { equalBytes };
+
+/** Cross tests: seal in the browser what Python will open, and open what Python sealed. */
+export async function sealForPython(senderSeed, fields) {
+  const doc = await load("koppi-message.json");
+  const epochs = await messageEpochs(doc);
+  const key = await P.SigningKey.fromSeed(u(senderSeed));
+  const data = await M.seal(epochs.main, key, {
+    counter: fields.counter, messageId: u(fields.message_id), timestampMs: fields.timestamp_ms,
+    reuseGuard: u(fields.reuse_guard), label: M.StorageLabel.decode(u(fields.label)),
+    contentType: fields.content_type, body: u(fields.body), treeSize: fields.tree_size,
+    treeHeadHash: u(fields.tree_head_hash),
+  });
+  return hex(data);
+}
+
+export async function openFromPython(message) {
+  const doc = await load("koppi-message.json");
+  const epochs = await messageEpochs(doc);
+  const got = await M.open(epochs.main, u(message));
+  return { body: hex(got.body), sender: hex(got.header.sender), counter: got.header.counter };
+}
+
+export async function hpkeSealForPython(recipientPublic, info, plaintext) {
+  return hex(await P.hpkeSeal(u(recipientPublic), u(info), u(plaintext)));
+}
+
+export async function hpkeOpenFromPython(recipientPrivate, info, sealed) {
+  const key = await P.KemKey.fromBytes(u(recipientPrivate));
+  return hex(await P.hpkeOpen(key, u(info), u(sealed)));
+}
+
+export async function wrapSecretForPython(recipientPublic, threadId, epoch, coreHash, deviceId,
+  kpHash, secret) {
+  const info = await S.wrapInfo(u(threadId), epoch, u(coreHash), u(deviceId), u(kpHash));
+  return hex(await S.sealSecret(u(recipientPublic), info, epoch, u(secret)));
+}
+
+export async function unwrapSecretFromPython(recipientPrivate, threadId, epoch, coreHash,
+  deviceId, kpHash, sealed) {
+  const key = await P.KemKey.fromBytes(u(recipientPrivate));
+  const info = await S.wrapInfo(u(threadId), epoch, u(coreHash), u(deviceId), u(kpHash));
+  return hex(await S.openSecret(key, info, u(sealed), epoch));
+}
