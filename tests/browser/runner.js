@@ -6,6 +6,8 @@ import * as P from "/web/static/protocol/primitives.js";
 import { equalBytes, hex, unhex } from "/web/static/protocol/encoding.js";
 import * as S from "/web/static/protocol/schedule.js";
 import * as M from "/web/static/protocol/message.js";
+import * as MK from "/web/static/protocol/merkle.js";
+import * as TH from "/web/static/protocol/treehead.js";
 import { StorageLabel } from "/web/static/protocol/message.js";
 import { CoveredOrganisation } from "/web/static/protocol/consent.js";
 
@@ -248,6 +250,39 @@ CHECKS["koppi-message.json"] = async (c, doc, ctx) => {
     default:
       throw new Error(`unknown kind ${c.kind}`);
   }
+};
+
+CHECKS["koppi-merkle.json"] = async (c, doc) => {
+  if (c.kind === "root") {
+    same("root", await MK.root(doc.entries.slice(0, c.size).map(u)), c.root);
+    return;
+  }
+  const run = c.kind === "inclusion"
+    ? () => MK.verifyInclusion(u(c.entry), c.index, c.size, c.proof.map(u), u(c.root))
+    : () => MK.verifyConsistency(c.old_size, c.new_size, u(c.old_root), u(c.new_root), c.proof.map(u));
+  if (c.expected_error) await refused(run, c.expected_error);
+  else await run();
+};
+
+CHECKS["koppi-treehead.json"] = async (c, doc) => {
+  const cfg = doc.config;
+  const config = await TH.LogConfig.create(u(cfg.log_public_key), cfg.witness_public_keys.map(u),
+    cfg.quorum, cfg.max_head_age_ms);
+  const clock = { nowMs: () => c.now_ms };
+  if (c.kind === "decode") return refused(async () => TH.CosignedTreeHead.decode(u(c.data)), c.expected_error);
+  const current = c.current ? TH.CosignedTreeHead.decode(u(c.current)) : null;
+  const view = await TH.LogView.withCurrent(config, clock, current);
+  let run;
+  if (c.kind === "update") {
+    run = () => view.update(TH.CosignedTreeHead.decode(u(c.new)), c.proof.map(u));
+  } else if (c.kind === "inclusion") {
+    run = () => view.verifyInclusion(u(c.entry), c.index, c.proof.map(u));
+  } else {
+    if (view.effectiveNowMs() !== c.effective_now_ms) throw new Error("effective now");
+    return;
+  }
+  if (c.expected_error) await refused(run, c.expected_error);
+  else await run();
 };
 
 /** Run every case of `file`; returns {cases, failures: [{name, error}]}. */

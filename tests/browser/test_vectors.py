@@ -18,6 +18,8 @@ FILES = [
     "koppi-encoding.json",
     "koppi-schedule.json",
     "koppi-message.json",
+    "koppi-merkle.json",
+    "koppi-treehead.json",
 ]
 
 RUN = "async (file) => (await import('/tests/browser/runner.js')).run(file)"
