@@ -8,6 +8,8 @@ import * as S from "/web/static/protocol/schedule.js";
 import * as M from "/web/static/protocol/message.js";
 import * as MK from "/web/static/protocol/merkle.js";
 import * as TH from "/web/static/protocol/treehead.js";
+import * as ID from "/web/static/protocol/identity.js";
+import * as CS from "/web/static/protocol/consent.js";
 import { StorageLabel } from "/web/static/protocol/message.js";
 import { CoveredOrganisation } from "/web/static/protocol/consent.js";
 
@@ -283,6 +285,56 @@ CHECKS["koppi-treehead.json"] = async (c, doc) => {
   }
   if (c.expected_error) await refused(run, c.expected_error);
   else await run();
+};
+
+CHECKS["koppi-identity.json"] = async (c) => {
+  const config = await TH.LogConfig.create(u(c.log_public), c.witness_publics.map(u), c.quorum);
+  const view = new TH.LogView(config, { nowMs: () => c.now_ms });
+  await view.update(TH.CosignedTreeHead.decode(u(c.tree_head)), []);
+  const store = new ID.TrustStore(u(c.root_public), view);
+  for (const e of c.entries) {
+    const add = () => store.add(e.kind, u(e.data), e.index, e.proof.map(u));
+    if (e.index === c.failing_entry) return refused(add, c.expected_error);
+    await add();
+  }
+  if (c.expected_error) throw new Error("no entry failed");
+  for (const d of c.expected_devices) {
+    const v = store.device(u(d.device_id));
+    if (!v || v.certLogIndex !== d.cert_log_index || v.revokedAtIndex !== d.revoked_at_index) {
+      throw new Error(`device ${d.device_id}`);
+    }
+  }
+};
+
+CHECKS["koppi-consent.json"] = async (c) => {
+  const run = async () => {
+    if (c.kind === "verify") {
+      const pub = u(c.recorder_public);
+      const recorder = {
+        deviceId: await ID.deviceIdOf(pub), roles: new Set(c.recorder_roles), signingPublic: pub,
+        certLogIndex: c.recorder_cert_log_index, revokedAtIndex: c.recorder_revoked_at_index,
+      };
+      await CS.verifyConsent(u(c.record), recorder, c.tree_size);
+      return null;
+    }
+    const book = new CS.ConsentBook();
+    const records = c.records.map((r) => CS.ConsentRecord.decode(u(r)));
+    for (const r of records) await book.accept(r);
+    if (c.kind === "evidence") {
+      const first = records[0].core;
+      const cover = book.cover(await first.coreHash(), first.validFrom);
+      CS.checkEvidence(cover, u(c.thread_client_ref), c.thread_purpose);
+    }
+    return { book, records };
+  };
+  if (c.expected_error) return refused(run, c.expected_error);
+  const got = await run();
+  if (c.state_at) {
+    const id = got.records[0].core.consentId;
+    if (got.book.state(id, c.state_at.time) !== c.state_at.state) throw new Error("state");
+    const kinds = got.book.history(id, c.state_at.time).map((e) => e.kind);
+    if (JSON.stringify(kinds) !== JSON.stringify(c.history)) throw new Error(`history ${kinds}`);
+  }
 };
 
 /** Run every case of `file`; returns {cases, failures: [{name, error}]}. */

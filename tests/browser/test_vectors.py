@@ -20,6 +20,8 @@ FILES = [
     "koppi-message.json",
     "koppi-merkle.json",
     "koppi-treehead.json",
+    "koppi-identity.json",
+    "koppi-consent.json",
 ]
 
 RUN = "async (file) => (await import('/tests/browser/runner.js')).run(file)"

@@ -1,29 +1,241 @@
-// Consent records (docs/protocol.md §6), mirroring crypto/consent.py. So far: a covered
-// organisation.
+// Consent records (docs/protocol.md §6), mirroring crypto/consent.py rule for rule.
 
-import { Decoder, Encoder } from "./encoding.js";
+import { Decoder, Encoder, compareBytes, equalBytes, hashFields, hex, sha256 } from "./encoding.js";
+import { RemoteProtocolError } from "./errors.js";
+import { ed25519Verify } from "./primitives.js";
+
+export const PURPOSES = new Set(["rehabilitation-planning", "income-support-coordination",
+  "employment-services", "youth-guidance", "discharge-planning"]);
+export const DATA_CATEGORIES = new Set(["health", "social-welfare", "income", "employment",
+  "education", "housing", "family"]);
+export const PROCESSING_BASES = new Set(["statute-social-welfare", "statute-health-care",
+  "statute-kela", "statute-employment", "statute-education", "consent"]);
+const DISCLOSURE_BASES = new Set(["consent", "statute"]);
+const HOW_OBTAINED = new Set(["written", "electronic", "oral-recorded"]);
+const CORE_STATUSES = new Set(["active", "revoked"]);
+const REVOCATION_CHANNELS = new Set(["in-person", "phone", "written", "electronic"]);
+export const RECORDER_ROLE = "consent-recorder";
+
+export class ConsentError extends RemoteProtocolError {}
+
+const lenient = new TextDecoder();
+const require = (ok, message) => {
+  if (!ok) throw new ConsentError(message, "koppi.bad_consent");
+};
 
 export class CoveredOrganisation {
   constructor(orgId, mayStore, processingBasis, roles = []) {
-    this.orgId = orgId;
-    this.mayStore = mayStore;
-    this.processingBasis = processingBasis;
-    this.roles = roles;
+    Object.assign(this, { orgId, mayStore, processingBasis, roles: [...roles].sort() });
   }
-
   encode() {
     const enc = new TextEncoder();
     return new Encoder("koppi/v1/consent-org").bytes(this.orgId)
       .list(this.roles.map((r) => enc.encode(r))).boolean(this.mayStore)
       .text(this.processingBasis).finish();
   }
-
   static decode(data) {
     const dec = new Decoder(data, "koppi/v1/consent-org");
     const orgId = dec.bytes({ length: 16 });
-    const roles = dec.list({ maxItems: 16, itemMaxLen: 64 }).map((r) => new TextDecoder().decode(r));
+    const roles = dec.list({ maxItems: 16, itemMaxLen: 64 }).map((r) => lenient.decode(r));
     const org = new CoveredOrganisation(orgId, dec.boolean(), dec.text({ maxLen: 64 }), roles);
     dec.finish();
     return org;
   }
 }
+
+export class ConsentCore {
+  static decode(data) {
+    const dec = new Decoder(data, "koppi/v1/consent-core");
+    if (dec.u16() !== 1) throw new ConsentError("unknown consent format", "koppi.unsupported_version");
+    const c = new ConsentCore();
+    c.consentId = dec.bytes({ length: 16 });
+    c.version = dec.u32();
+    c.prevVersionHash = dec.bytes({ maxLen: 32 });
+    c.clientRef = dec.bytes({ length: 32 });
+    c.purpose = dec.text({ maxLen: 64 });
+    c.organisations = dec.list({ maxItems: 64, itemMaxLen: 1024 }).map(CoveredOrganisation.decode);
+    c.dataCategories = dec.list({ maxItems: 32, itemMaxLen: 64 }).map((x) => lenient.decode(x));
+    c.validFrom = dec.u64n();
+    c.validUntil = dec.u64n();
+    c.status = dec.text({ maxLen: 16 });
+    c.disclosureBasis = dec.text({ maxLen: 32 });
+    c.howObtained = dec.text({ maxLen: 32 });
+    c.infoTextHash = dec.bytes({ length: 32 });
+    c.detailsHash = dec.bytes({ maxLen: 32 });
+    c.recorder = dec.bytes({ length: 32 });
+    c.recordedAt = dec.u64n();
+    c.revocationChannel = dec.text({ maxLen: 32 });
+    dec.finish();
+    c.raw = data;
+    c.validate();
+    return c;
+  }
+
+  validate() {
+    require(this.version >= 1, "versions start at 1");
+    require((this.version === 1) === (this.prevVersionHash.length === 0), "version 1 has no predecessor");
+    require(PURPOSES.has(this.purpose), "purpose outside the code list");
+    require(this.dataCategories.every((d) => DATA_CATEGORIES.has(d)), "data category outside the code list");
+    require(this.validFrom < this.validUntil, "empty validity window");
+    require(CORE_STATUSES.has(this.status), "status is active or revoked");
+    require(DISCLOSURE_BASES.has(this.disclosureBasis), "unknown disclosure basis");
+    require(HOW_OBTAINED.has(this.howObtained), "unknown way of obtaining");
+    require((this.status === "revoked") === REVOCATION_CHANNELS.has(this.revocationChannel) &&
+      (this.status === "revoked" || this.revocationChannel === ""),
+      "a revocation, and only a revocation, names its channel");
+    const ids = this.organisations.map((o) => hex(o.orgId));
+    require(ids.length > 0 && new Set(ids).size === ids.length, "covered organisations unique, >= 1");
+    require(this.organisations.every((o) => PROCESSING_BASES.has(o.processingBasis)),
+      "processing basis outside the code list");
+  }
+
+  encode() {
+    return this.raw;
+  }
+
+  coreHash() {
+    return hashFields("koppi/v1/consent-core-hash", this.raw);
+  }
+
+  covered() {
+    return new Set(this.organisations.map((o) => hex(o.orgId)));
+  }
+}
+
+export class ConsentRecord {
+  static decode(data) {
+    const dec = new Decoder(data, "koppi/v1/consent-record");
+    const r = new ConsentRecord();
+    r.core = ConsentCore.decode(dec.bytes({ maxLen: 64 * 1024 }));
+    r.signature = dec.bytes({ length: 64 });
+    dec.finish();
+    r.raw = data;
+    return r;
+  }
+  recordHash() {
+    return sha256(this.raw);
+  }
+  async logEntry() {
+    return new Encoder("koppi/v1/log-consent").bytes(await this.recordHash()).finish();
+  }
+}
+
+/** Decode and verify one version against its recorder, valid at the client's fresh head. */
+export async function verifyConsent(data, recorder, treeSize) {
+  const record = ConsentRecord.decode(data);
+  if (!equalBytes(record.core.recorder, recorder.deviceId)) {
+    throw new ConsentError("signed by another device than the core names", "koppi.wrong_recorder");
+  }
+  if (!recorder.roles.has(RECORDER_ROLE)) {
+    throw new ConsentError("recorder lacks the consent-recorder role", "koppi.not_consent_recorder");
+  }
+  const valid = treeSize > recorder.certLogIndex &&
+    (recorder.revokedAtIndex === null || recorder.revokedAtIndex === undefined || treeSize <= recorder.revokedAtIndex);
+  if (!valid) throw new ConsentError("recorder's certificate is revoked", "koppi.recorder_revoked");
+  await ed25519Verify(recorder.signingPublic,
+    new Encoder("koppi/v1/consent-sig").bytes(record.core.raw).finish(), record.signature);
+  return record;
+}
+
+export function checkEvidence(cover, clientRef, purpose) {
+  if (!equalBytes(cover.clientRef, clientRef) || cover.purpose !== purpose) {
+    throw new ConsentError("consent of another client or purpose", "koppi.consent_mismatch");
+  }
+}
+
+/** The versions of each consent a client has verified, highest last. */
+export class ConsentBook {
+  constructor() {
+    this.versions = new Map();
+    this.byCoreHash = new Map();
+  }
+
+  async accept(record) {
+    const core = record.core;
+    const id = hex(core.consentId);
+    const chain = this.versions.get(id) ?? [];
+    if (chain.length) {
+      const last = chain[chain.length - 1];
+      if (core.version <= last.core.version) {
+        if (equalBytes(chain[core.version - 1].raw, record.raw)) return;
+        throw new ConsentError("a lower or conflicting consent version", "koppi.consent_rollback");
+      }
+      if (last.core.status === "revoked") throw new ConsentError("a revoked consent is final", "koppi.consent_final");
+      if (core.version !== last.core.version + 1 ||
+          !equalBytes(core.prevVersionHash, await last.recordHash()) ||
+          !equalBytes(core.clientRef, last.core.clientRef) || core.purpose !== last.core.purpose) {
+        throw new ConsentError("version does not extend the known chain", "koppi.consent_chain");
+      }
+    } else if (core.version !== 1) {
+      throw new ConsentError("a consent's history starts at version 1", "koppi.consent_chain");
+    }
+    chain.push(record);
+    this.versions.set(id, chain);
+    this.byCoreHash.set(hex(await core.coreHash()), record);
+  }
+
+  latest(consentId) {
+    const chain = this.versions.get(hex(consentId));
+    return chain ? chain[chain.length - 1] : null;
+  }
+
+  state(consentId, now) {
+    const last = this.latest(consentId);
+    if (!last) throw new Error("unknown consent");
+    if (last.core.status === "revoked") return "revoked";
+    return last.core.validFrom <= now && now < last.core.validUntil ? "active" : "expired";
+  }
+
+  cover(coreHash, now) {
+    const record = this.byCoreHash.get(hex(coreHash));
+    if (!record) return null;
+    const core = record.core;
+    const inForce = this.latest(core.consentId) === record && core.status === "active" &&
+      core.validFrom <= now && now < core.validUntil;
+    let roles = new Set();
+    if (core.organisations.every((o) => o.roles.length)) {
+      roles = new Set(core.organisations.flatMap((o) => o.roles));
+    }
+    return {
+      consentId: core.consentId, version: core.version, coreHash, clientRef: core.clientRef,
+      purpose: core.purpose, active: inForce, organisations: core.covered(), roles,
+      mayStore: new Set(core.organisations.filter((o) => o.mayStore).map((o) => hex(o.orgId))),
+    };
+  }
+
+  latestCover(consentId, now) {
+    const latest = this.latest(consentId);
+    return latest ? this.cover(this.hashOf(latest), now) : null;
+  }
+
+  hashOf(record) {
+    for (const [h, r] of this.byCoreHash) if (r === record) return Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+    return null;
+  }
+
+  history(consentId, now) {
+    const chain = this.versions.get(hex(consentId)) ?? [];
+    const events = [];
+    chain.forEach((r, i) => {
+      if (i) events.push({ kind: "superseded", version: chain[i - 1].core.version });
+      events.push({ kind: r.core.status === "revoked" ? "revoked" : "given", version: r.core.version });
+    });
+    const last = chain[chain.length - 1];
+    if (last && last.core.status === "active" && now >= last.core.validUntil) {
+      events.push({ kind: "expired", version: last.core.version });
+    }
+    return events;
+  }
+}
+
+/** A cover includes a device regardless of whether the version is still in force. */
+export function includes(cover, device) {
+  if (!cover.organisations.has(hex(device.orgId))) return false;
+  return cover.roles.size === 0 || [...device.roles].some((r) => cover.roles.has(r));
+}
+
+export function covers(cover, device) {
+  return cover.active && includes(cover, device);
+}
+
+export { compareBytes };
