@@ -10,6 +10,8 @@ import * as MK from "/web/static/protocol/merkle.js";
 import * as TH from "/web/static/protocol/treehead.js";
 import * as ID from "/web/static/protocol/identity.js";
 import * as CS from "/web/static/protocol/consent.js";
+import * as C from "/web/static/protocol/commit.js";
+import * as G from "/web/static/protocol/group.js";
 import { StorageLabel } from "/web/static/protocol/message.js";
 import { CoveredOrganisation } from "/web/static/protocol/consent.js";
 
@@ -336,6 +338,67 @@ CHECKS["koppi-consent.json"] = async (c) => {
     if (JSON.stringify(kinds) !== JSON.stringify(c.history)) throw new Error(`history ${kinds}`);
   }
 };
+
+/** koppi-thread.json is one story: its cases run in order against persistent observers. */
+export async function replayThread() {
+  const doc = await load("koppi-thread.json");
+  const d = doc.deployment;
+  const clock = { nowMs: () => d.now_ms };
+  const config = await TH.LogConfig.create(u(d.log_public), d.witness_publics.map(u), d.quorum, d.max_head_age_ms);
+  const genesis = await C.decodeGenesis(u(doc.genesis));
+  const observers = {};
+  for (const [name, o] of Object.entries(doc.observers)) {
+    const packageKeys = new Map();
+    for (const [h, k] of Object.entries(o.package_keys)) packageKeys.set(h, await P.KemKey.fromBytes(u(k)));
+    const me = {
+      deviceId: u(o.device_id), signing: await P.SigningKey.fromSeed(u(o.signing_seed)),
+      certKem: await P.KemKey.fromBytes(u(o.cert_kem_private)), packageKeys,
+    };
+    observers[name] = {
+      trust: new ID.TrustStore(u(d.root_public), new TH.LogView(config, clock)),
+      state: new G.ThreadState(genesis, me),
+    };
+  }
+  const failures = [];
+  for (const c of doc.cases) {
+    try {
+      if (c.kind === "sync") {
+        for (const o of Object.values(observers)) {
+          await o.trust.log.update(TH.CosignedTreeHead.decode(u(c.tree_head)), c.consistency_proof.map(u));
+          for (const e of c.entries) await o.trust.add(e.kind, u(e.data), e.index, e.proof.map(u));
+        }
+        continue;
+      }
+      const o = observers[c.observer];
+      const run = c.kind === "commit"
+        ? () => o.state.apply(u(c.data), c.seq, o.trust, { live: c.live, now: Math.floor(d.now_ms / 1000) })
+        : () => o.state.decrypt(u(c.data), c.seq);
+      if (c.expected_error) {
+        const before = [hex(o.state.chain.headHash), o.state.readableEpochs.join()];
+        await refused(run, c.expected_error);
+        if (hex(o.state.chain.headHash) !== before[0] || o.state.readableEpochs.join() !== before[1]) {
+          throw new Error("a refused input changed the state");
+        }
+        continue;
+      }
+      const got = await run();
+      const w = c.expected;
+      if (c.kind === "commit") {
+        const mine = { epoch: got.epoch, epoch_id: hex(got.epochId), removed_me: got.removedMe,
+          history: got.history, readable_epochs: o.state.readableEpochs, thread_info: hex(o.state.threadInfo) };
+        if (JSON.stringify(mine) !== JSON.stringify(w)) throw new Error(`${JSON.stringify(mine)} != ${JSON.stringify(w)}`);
+      } else {
+        const mine = { body: hex(got.body), sender: hex(got.header.sender), epoch: got.header.epoch,
+          content_type: got.contentType, label_organisations: got.header.label.organisations.map(hex).sort(),
+          label_basis: got.header.label.basis };
+        if (JSON.stringify(mine) !== JSON.stringify(w)) throw new Error(`${JSON.stringify(mine)} != ${JSON.stringify(w)}`);
+      }
+    } catch (e) {
+      failures.push({ name: c.name, error: String(e.message ?? e) });
+    }
+  }
+  return { cases: doc.cases.length, failures };
+}
 
 /** Run every case of `file`; returns {cases, failures: [{name, error}]}. */
 export async function run(file) {

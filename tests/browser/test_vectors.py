@@ -39,3 +39,11 @@ def test_private_keys_cannot_be_exported(page: Any) -> None:
         "async () => (await import('/tests/browser/runner.js')).privateKeysAreNotExtractable()"
     )
     assert got == ["refused", "refused"]
+
+
+def test_the_thread_story_replays_in_chromium(page: Any) -> None:
+    """koppi-thread.json: genesis, commits, history, revocation, withdrawal and 29 forgeries,
+    replayed by two observers exactly as tests/crypto/test_thread_vectors.py does in Python."""
+    result = page.evaluate("async () => (await import('/tests/browser/runner.js')).replayThread()")
+    assert result["cases"] > 40
+    assert result["failures"] == []
