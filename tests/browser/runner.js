@@ -476,3 +476,54 @@ export async function unwrapSecretFromPython(recipientPrivate, threadId, epoch, 
   const info = await S.wrapInfo(u(threadId), epoch, u(coreHash), u(deviceId), u(kpHash));
   return hex(await S.openSecret(key, info, u(sealed), epoch));
 }
+
+// --- a browser member driven from Python (tests/browser/test_cross.py) ----------------------
+
+let MEMBER = null;
+
+export async function startMember(cfg) {
+  const clock = { nowMs: () => cfg.now_ms };
+  const config = await TH.LogConfig.create(u(cfg.log_public), cfg.witness_publics.map(u), cfg.quorum);
+  const packageKeys = new Map();
+  for (const [h, k] of Object.entries(cfg.me.package_keys)) packageKeys.set(h, await P.KemKey.fromBytes(u(k)));
+  const me = {
+    deviceId: u(cfg.me.device_id), signing: await P.SigningKey.fromSeed(u(cfg.me.signing_seed)),
+    certKem: await P.KemKey.fromBytes(u(cfg.me.cert_kem_private)), packageKeys,
+  };
+  MEMBER = {
+    trust: new ID.TrustStore(u(cfg.root_public), new TH.LogView(config, clock)),
+    state: new G.ThreadState(await C.decodeGenesis(u(cfg.genesis)), me),
+    now: Math.floor(cfg.now_ms / 1000),
+    nowMs: cfg.now_ms,
+  };
+  await syncMember(cfg.sync);
+}
+
+export async function syncMember(sync) {
+  await MEMBER.trust.log.update(TH.CosignedTreeHead.decode(u(sync.tree_head)), sync.consistency_proof.map(u));
+  for (const e of sync.entries) await MEMBER.trust.add(e.kind, u(e.data), e.index, e.proof.map(u));
+}
+
+export async function proposeMember(p) {
+  const add = p.add.map((a) => ({
+    device: MEMBER.trust.device(u(a.device_id)), keyPackage: a.key_package ? u(a.key_package) : null,
+  }));
+  const data = await MEMBER.state.propose(MEMBER.trust, {
+    add, evidence: p.evidence ? u(p.evidence) : null, threadInfo: p.thread_info ? u(p.thread_info) : null,
+    now: MEMBER.now,
+  });
+  return hex(data);
+}
+
+export async function applyMember(data, seq, live = true) {
+  const ev = await MEMBER.state.apply(u(data), seq, MEMBER.trust, { live, now: MEMBER.now });
+  return { epoch: ev.epoch, history: ev.history, readable: MEMBER.state.readableEpochs };
+}
+
+export async function encryptMember(body) {
+  return hex(await MEMBER.state.encrypt(u(body), { trust: MEMBER.trust, now: MEMBER.now, nowMs: MEMBER.nowMs }));
+}
+
+export async function decryptMember(data, seq) {
+  return hex((await MEMBER.state.decrypt(u(data), seq)).body);
+}

@@ -107,3 +107,98 @@ def test_epoch_secret_wraps_both_ways(page: Any) -> None:
     opened = call(page, "unwrapSecretFromPython", recipient.private_bytes().hex(), thread.hex(),
                   5, core_hash.hex(), device.hex(), kp.hex(), from_python.hex())  # fmt: skip
     assert opened == secret.hex()
+
+
+# --- commits and history wraps both ways -------------------------------------------------------
+
+
+def sync_payload(world: Any, old_size: int) -> dict[str, Any]:
+    cth = world.head()
+    return {
+        "tree_head": cth.encode().hex(),
+        "consistency_proof": [
+            p.hex()
+            for p in (world.tree.consistency_proof(old_size, cth.head.size) if old_size else [])
+        ],
+        "entries": [
+            {"index": i, "kind": kind, "data": payload.hex(),
+             "proof": [p.hex() for p in world.tree.inclusion_proof(i, cth.head.size)]}
+            for i, (kind, _, payload) in enumerate(world.entries) if i >= old_size
+        ],
+    }  # fmt: skip
+
+
+def secrets_json(device: Any) -> dict[str, Any]:
+    s = device.secrets
+    return {
+        "device_id": s.device_id.hex(),
+        "signing_seed": s.signing.seed_bytes().hex(),
+        "cert_kem_private": s.cert_kem.private_bytes().hex(),
+        "package_keys": {h.hex(): k.private_bytes().hex() for h, k in s.package_keys.items()},
+    }
+
+
+def invite(device: Any) -> dict[str, str]:
+    return {"device_id": device.device_id.hex(), "key_package": device.key_package.encode().hex()}
+
+
+def test_commits_and_history_wraps_both_ways(page: Any) -> None:
+    """The browser opens a thread (Python applies it), Python admits a device with history (the
+    browser applies it), the browser admits another with history (Python reads it), and messages
+    cross both ways in every epoch."""
+    from crypto.group import ThreadState
+    from crypto.vectors.world import World, member
+
+    w = World("browser-cross-commits")
+    kela, county = w.add_org("Kela"), w.add_org("County")
+    alice = w.add_device(kela)  # lives in the browser
+    bob, carol, dave = w.add_device(county), w.add_device(kela), w.add_device(county)
+    evidence = w.consent([kela, county])
+    genesis = w.genesis(alice)
+    log: list[tuple[bytes, int]] = []
+    trust = {d.device_id: w.client() for d in (bob, carol, dave)}
+    call(page, "startMember", {
+        "root_public": w.root.public.hex(), "log_public": w.log_key.public.hex(),
+        "witness_publics": [k.public.hex() for k in w.witnesses], "quorum": w.config.quorum,
+        "now_ms": w.clock.now_ms(), "sync": sync_payload(w, 0), "genesis": genesis.encode().hex(),
+        "me": secrets_json(alice),
+    })  # fmt: skip
+
+    # Epoch 0 made in the browser, applied by Python.
+    data0 = unhex(call(page, "proposeMember", {
+        "add": [invite(alice), invite(bob)],
+        "evidence": evidence.hex(), "thread_info": b"Asiakas 7F3A".hex(),
+    }))  # fmt: skip
+    log.append((data0, 1))
+    assert call(page, "applyMember", data0.hex(), 1)["epoch"] == 0
+    b = ThreadState.join(genesis, bob.secrets, log, trust[bob.device_id])
+    assert b.thread_info == b"Asiakas 7F3A"
+    m0 = unhex(call(page, "encryptMember", b"from the browser, epoch 0".hex()))
+    assert b.decrypt(m0, 2).body == b"from the browser, epoch 0"
+
+    # Epoch 1 made in Python (carol added with epoch 0's history), applied in the browser.
+    data1 = b.propose(trust[bob.device_id], w.rng, w.clock,
+                      add=[member(trust[bob.device_id], carol)])  # fmt: skip
+    log.append((data1, 3))
+    b.apply(data1, 3, trust[bob.device_id])
+    assert call(page, "applyMember", data1.hex(), 3)["epoch"] == 1
+    c = ThreadState.join(genesis, carol.secrets, log, trust[carol.device_id])
+    assert c.decrypt(m0, 2).body == b"from the browser, epoch 0"  # history made in Python
+    m1 = b.encrypt(b"from Python, epoch 1", label=m.StorageLabel(frozenset(), "consent"),
+                   trust=trust[bob.device_id], rng=w.rng, clock=w.clock)  # fmt: skip
+    assert unhex(call(page, "decryptMember", m1.hex(), 4)) == b"from Python, epoch 1"
+
+    # Epoch 2 made in the browser (dave added with epochs 0 and 1), read by Python.
+    data2 = unhex(call(page, "proposeMember", {
+        "add": [invite(dave)],
+    }))  # fmt: skip
+    log.append((data2, 5))
+    assert call(page, "applyMember", data2.hex(), 5)["readable"] == [0, 1, 2]
+    d = ThreadState.join(genesis, dave.secrets, log, trust[dave.device_id])
+    assert d.readable_epochs == {0, 1, 2}  # history wraps made in the browser
+    assert d.decrypt(m0, 2).body == b"from the browser, epoch 0"
+    assert d.decrypt(m1, 4).body == b"from Python, epoch 1"
+    for state, t in ((b, bob), (c, carol)):
+        state.apply(data2, 5, trust[t.device_id])
+    m2 = unhex(call(page, "encryptMember", b"epoch 2".hex()))
+    assert {s.decrypt(m2, 6).body for s in (b, c, d)} == {b"epoch 2"}

@@ -3,6 +3,7 @@
 
 import { Decoder, Encoder, hashFields, hex, sha256 } from "./encoding.js";
 import { DecodeError, RemoteProtocolError } from "./errors.js";
+import * as S from "./schedule.js";
 
 export const ADD = 1;
 export const REMOVE = 2;
@@ -120,4 +121,62 @@ export async function signedMessage(commit) {
     .list(commit.historyWraps.map((w) => w.raw)).finish());
   return new Encoder("koppi/v1/commit-sig").bytes(commit.core.hash).bytes(wrapsHash).bytes(historyHash)
     .bytes(await sha256(commit.threadInfoCt)).bytes(commit.confirmationTag).finish();
+}
+
+// --- encoding and building (what a committer runs) -----------------------------------------
+
+export function encodeRosterEntry(e) {
+  return new Encoder("koppi/v1/roster-entry").bytes(e.deviceId).bytes(e.userId).bytes(e.orgId)
+    .bytes(e.certHash).bytes(e.kpHash).finish();
+}
+
+export function encodeChange(c) {
+  return new Encoder("koppi/v1/change").bytes(c.deviceId).u8(c.kind).text(c.reason)
+    .bytes(c.evidence ?? new Uint8Array(0)).u64(c.revocationIndex ?? 0).finish();
+}
+
+export function encodeGrant(g) {
+  return new Encoder("koppi/v1/history-grant").bytes(g.deviceId).u64(g.epoch).finish();
+}
+
+const orgBytes = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+
+export function encodeCore(c) {
+  return new Encoder("koppi/v1/commit-core").u16(1).u16(1).bytes(c.threadId).u64(c.epoch)
+    .bytes(c.prevCommitHash).list(c.roster.map(encodeRosterEntry)).list(c.changes.map(encodeChange))
+    .list([...c.coverage].map(orgBytes)).list([...c.mayStore].map(orgBytes)).bytes(c.evidence)
+    .bytes(c.committer).u64(c.treeSize).bytes(c.treeHeadHash).u64(c.createdAt)
+    .list(c.history.map(encodeGrant)).finish();
+}
+
+/** Wrap, tag and sign a core (docs/protocol.md §5.3); returns the commit's bytes.
+ * recipients: Map(hex device id -> X25519 public); oldEpochs: Map(epoch -> {commitHash, secret}). */
+export async function buildCommit(coreFields, secret, { recipients, oldEpochs, threadInfo, signing }) {
+  const coreBytes = encodeCore(coreFields);
+  const coreHash = await hashFields("koppi/v1/commit-core", coreBytes);
+  const keys = await S.deriveEpochKeys(secret, coreHash, coreFields.threadId, coreFields.epoch);
+  const wraps = [];
+  for (const e of coreFields.roster) {
+    const info = await S.wrapInfo(coreFields.threadId, coreFields.epoch, coreHash, e.deviceId, e.kpHash);
+    const sealed = await S.sealSecret(recipients.get(hex(e.deviceId)), info, coreFields.epoch, secret);
+    wraps.push(new Encoder("koppi/v1/wrap-entry").bytes(e.deviceId).bytes(e.kpHash).bytes(sealed).finish());
+  }
+  const kpOf = new Map(coreFields.roster.map((e) => [hex(e.deviceId), e.kpHash]));
+  const historyWraps = [];
+  for (const g of coreFields.history) {
+    const old = oldEpochs.get(g.epoch);
+    const info = await S.historyInfo(coreFields.threadId, g.epoch, old.commitHash, g.deviceId,
+      kpOf.get(hex(g.deviceId)), coreHash);
+    const sealed = await S.sealSecret(recipients.get(hex(g.deviceId)), info, g.epoch, old.secret);
+    historyWraps.push(new Encoder("koppi/v1/history-wrap").bytes(g.deviceId).u64(g.epoch).bytes(sealed).finish());
+  }
+  const infoCt = await S.sealThreadInfo(keys.metadata, coreHash, threadInfo);
+  const tag = await S.confirmationTag(keys.confirm, coreHash);
+  const message = await signedMessage({
+    core: { hash: coreHash }, wraps: wraps.map((raw) => ({ raw })), historyWraps: historyWraps.map((raw) => ({ raw })),
+    threadInfoCt: infoCt, confirmationTag: tag,
+  });
+  const signature = await signing.sign(message);
+  return new Encoder("koppi/v1/commit").bytes(coreBytes).list(wraps).list(historyWraps).bytes(infoCt)
+    .bytes(tag).bytes(signature).finish();
 }

@@ -2,12 +2,12 @@
 // `Chain` holds the public rules every verifier applies; `ThreadState` adds this device's
 // secrets (unwrap, tag check, history, messages). State changes only after every check passed.
 
-import { compareBytes, equalBytes, hex } from "./encoding.js";
+import { Encoder, compareBytes, equalBytes, hex, sha256 } from "./encoding.js";
 import { AuthFailed, LocalProtocolError } from "./errors.js";
-import { ADD, CAUSE_REASON, CommitError, REMOVE, UPDATE, decodeCommit, signedMessage } from "./commit.js";
+import { ADD, CAUSE_REASON, CommitError, REMOVE, UPDATE, buildCommit, decodeCommit, signedMessage } from "./commit.js";
 import { covers, includes } from "./consent.js";
-import { validAt } from "./identity.js";
-import { ReplayGuard, open as openMessage, parse } from "./message.js";
+import { decodeKeyPackage, validAt } from "./identity.js";
+import { ReplayGuard, StorageLabel, open as openMessage, parse, seal as sealMessage } from "./message.js";
 import { constantTimeEqual, ed25519Verify } from "./primitives.js";
 import { confirmationTag, deriveEpochKeys, historyInfo, openSecret, openThreadInfo, wrapInfo } from "./schedule.js";
 
@@ -229,11 +229,12 @@ export class ThreadState {
     let secret = null;
     let info = this.threadInfo;
     const history = new Map();
+    const own = this.pending && equalBytes(this.pending.commitHash, commit.hash);
     if (entry) {
+      const key = own ? null : this.privateKey(entry.kpHash);
       const wrap = commit.wraps.find((w) => hex(w.deviceId) === me);
-      const key = this.privateKey(entry.kpHash);
-      secret = await openSecret(key, await wrapInfo(this.threadId, core.epoch, core.hash, this.me.deviceId, entry.kpHash),
-        wrap.sealed, core.epoch);
+      secret = own ? this.pending.secret : await openSecret(key,
+        await wrapInfo(this.threadId, core.epoch, core.hash, this.me.deviceId, entry.kpHash), wrap.sealed, core.epoch);
       const keys = await deriveEpochKeys(secret, core.hash, this.threadId, core.epoch);
       if (!constantTimeEqual(await confirmationTag(keys.confirm, core.hash), commit.confirmationTag)) throw new AuthFailed();
       info = await openThreadInfo(keys.metadata, core.hash, commit.threadInfoCt);
@@ -250,7 +251,11 @@ export class ThreadState {
       }
     }
     const rec = this.chain.append(commit, seq);
-    if (secret) await this.remember(rec, secret, trust);
+    if (this.pending && (own || this.pending.epoch === core.epoch)) this.pending = null;
+    if (secret) {
+      await this.remember(rec, secret, trust);
+      this.counter = 0;
+    }
     for (const [n, s] of history) await this.remember(this.chain.records[n], s, trust);
     const removedMe = prevRoster.has(me) && !entry;
     if (removedMe) this.removed = true;
@@ -297,3 +302,140 @@ export class ThreadState {
 }
 
 export { compareBytes };
+
+// --- making commits and sending (what a member's device does) ------------------------------
+
+
+/** Verify a key package for `device` at `now` (seconds): signature, certificate, lifetime. */
+export async function verifyKeyPackage(data, device, now) {
+  const kp = decodeKeyPackage(data);
+  if (!equalBytes(kp.deviceId, device.deviceId) || !equalBytes(kp.certHash, device.certHash)) {
+    throw new GroupError("key package of another device or certificate", "koppi.key_package_mismatch");
+  }
+  await ed25519Verify(device.signingPublic, new Encoder("koppi/v1/key-package-sig").bytes(kp.core).finish(), kp.signature);
+  if (kp.notAfter - kp.notBefore > 7 * 24 * 3600 || !(kp.notBefore <= now && now < kp.notAfter)) {
+    throw new GroupError("key package outside its lifetime", "koppi.key_package_expired");
+  }
+  kp.kpHash = await sha256(data);
+  return kp;
+}
+
+Object.assign(ThreadState.prototype, {
+  /** Build, self-check and remember a commit for the next epoch; returns its bytes. */
+  async propose(trust, { add = [], remove = {}, evidence = null, threadInfo = null, now, addReason = "invited" }) {
+    if (this.removed) throw new LocalProtocolError("this device was removed from the thread");
+    this.packages ??= new Map();
+    const cur = this.chain.current;
+    const epoch = cur ? cur.number + 1 : 0;
+    if (cur && !this.epochs.has(cur.number)) throw new LocalProtocolError("cannot commit without the current epoch's secret");
+    const ev = evidence ?? (cur ? cur.commit.core.evidence : new Uint8Array(0));
+    const cover = trust.consent(ev);
+    if (!cover) throw new LocalProtocolError("evidence consent unknown to this client");
+    const members = new Map();
+    const changes = [];
+    if (cur) {
+      for (const [id, entry] of cur.roster) {
+        if (id in remove) continue;
+        const mine = id === hex(this.me.deviceId);
+        const device = trust.device(entry.deviceId, mine ? entry.certHash : null);
+        if (!device) throw new LocalProtocolError("a kept roster device is unknown to this client");
+        if (!equalBytes(device.certHash, entry.certHash)) {
+          changes.push({ deviceId: entry.deviceId, kind: UPDATE, reason: "cert-renewed" });
+        }
+        members.set(id, device);
+      }
+    }
+    for (const [id, reason] of Object.entries(remove)) {
+      const gone = cur.roster.get(id);
+      const device = trust.device(gone.deviceId);
+      const index = device && reason === "device-revoked" ? device.revokedAtIndex : 0;
+      changes.push({ deviceId: gone.deviceId, kind: REMOVE, reason, revocationIndex: index ?? 0 });
+    }
+    for (const m of add) {
+      const id = hex(m.device.deviceId);
+      if (members.has(id)) throw new LocalProtocolError("device already in the roster");
+      members.set(id, m.device);
+      if (m.keyPackage) this.packages.set(id, await verifyKeyPackage(m.keyPackage, m.device, now));
+      const reason = id === hex(this.me.deviceId) ? "create" : addReason;
+      changes.push({ deviceId: m.device.deviceId, kind: ADD, reason, evidence: ev });
+    }
+    const roster = [];
+    for (const [id, device] of members) {
+      const kp = this.packages.get(id);
+      const usable = kp && equalBytes(kp.certHash, device.certHash) && kp.notBefore <= now && now < kp.notAfter;
+      roster.push({ deviceId: device.deviceId, userId: device.userId, orgId: device.orgId,
+        certHash: device.certHash, kpHash: usable ? kp.kpHash : new Uint8Array(0) });
+    }
+    roster.sort((a, b) => compareBytes(a.deviceId, b.deviceId));
+    const history = [];
+    for (const c of changes) {
+      if (c.kind !== ADD) continue;
+      for (const e of this.chain.historyFor(members.get(hex(c.deviceId)), this.me.deviceId, epoch)) {
+        history.push({ deviceId: c.deviceId, epoch: e });
+      }
+    }
+    const core = {
+      threadId: this.threadId, epoch, prevCommitHash: this.chain.headHash, roster, changes,
+      coverage: cover.organisations, mayStore: cover.mayStore, evidence: ev, committer: this.me.deviceId,
+      treeSize: trust.treeSize(), treeHeadHash: await trust.treeHeadHash(), createdAt: now, history,
+    };
+    const secret = globalThis.crypto.getRandomValues(new Uint8Array(32));
+    const recipients = new Map();
+    for (const e of roster) {
+      const id = hex(e.deviceId);
+      recipients.set(id, e.kpHash.length ? this.packages.get(id).kemPublic : members.get(id).kemPublic);
+    }
+    const oldEpochs = new Map();
+    for (const g of history) {
+      oldEpochs.set(g.epoch, { commitHash: this.chain.records[g.epoch].commit.hash, secret: this.secrets.get(g.epoch) });
+    }
+    const data = await buildCommit(core, secret, {
+      recipients, oldEpochs, threadInfo: threadInfo ?? this.threadInfo, signing: this.me.signing,
+    });
+    // Never send a commit the rules refuse: the same check every member will run.
+    const decoded = await decodeCommit(data);
+    await this.chain.check(decoded, trust, { live: true, now });
+    this.pending = { epoch, commitHash: decoded.hash, secret };
+    return data;
+  },
+
+  /** Roster devices that must go before anyone sends (revoked, expired, uncovered). */
+  dueRemovals(trust, now) {
+    const cur = this.chain.current;
+    if (!cur) return [];
+    const size = trust.treeSize();
+    const evidence = trust.consent(cur.commit.core.evidence);
+    const cover = evidence ? trust.latestConsent(evidence.consentId) : null;
+    const due = [];
+    for (const [id, entry] of cur.roster) {
+      const device = trust.device(entry.deviceId);
+      if (!device || !validAt(device, size) || (device.notAfter !== null && now >= device.notAfter) ||
+          !cover || !covers(cover, device)) {
+        due.push(id);
+      }
+    }
+    return due;
+  },
+
+  /** Seal a message on the current epoch after the cut-off check. The counter advances first:
+   * persist the state (keystore.js) before the message leaves. */
+  async encrypt(body, { label, trust, now, nowMs, contentType = "text/plain", messageId = null }) {
+    const cur = this.chain.current;
+    if (this.removed || !cur || !this.epochs.has(cur.number)) throw new LocalProtocolError("no current epoch to send on");
+    const due = this.dueRemovals(trust, now);
+    if (due.length) {
+      const e = new GroupError(`${due.length} roster device(s) must be removed before sending`, "koppi.removal_due");
+      e.devices = due;
+      throw e;
+    }
+    this.counter ??= 0;
+    const counter = this.counter;
+    this.counter += 1;
+    const rnd = (n) => globalThis.crypto.getRandomValues(new Uint8Array(n));
+    return sealMessage(this.epochs.get(cur.number), this.me.signing, {
+      counter, messageId: messageId ?? rnd(16), timestampMs: nowMs, reuseGuard: rnd(4),
+      label: label ?? new StorageLabel([], "consent"), contentType, body,
+      treeSize: trust.treeSize(), treeHeadHash: await trust.treeHeadHash(),
+    });
+  },
+});
