@@ -12,6 +12,7 @@ import * as ID from "/web/static/protocol/identity.js";
 import * as CS from "/web/static/protocol/consent.js";
 import * as C from "/web/static/protocol/commit.js";
 import * as G from "/web/static/protocol/group.js";
+import * as KS from "/web/static/protocol/keystore.js";
 import { StorageLabel } from "/web/static/protocol/message.js";
 import { CoveredOrganisation } from "/web/static/protocol/consent.js";
 
@@ -341,6 +342,11 @@ CHECKS["koppi-consent.json"] = async (c) => {
 
 /** koppi-thread.json is one story: its cases run in order against persistent observers. */
 export async function replayThread() {
+  const { cases, failures } = await replayThreadState();
+  return { cases, failures };
+}
+
+async function replayThreadState() {
   const doc = await load("koppi-thread.json");
   const d = doc.deployment;
   const clock = { nowMs: () => d.now_ms };
@@ -397,7 +403,7 @@ export async function replayThread() {
       failures.push({ name: c.name, error: String(e.message ?? e) });
     }
   }
-  return { cases: doc.cases.length, failures };
+  return { cases: doc.cases.length, failures, observers, doc, genesis };
 }
 
 /** Run every case of `file`; returns {cases, failures: [{name, error}]}. */
@@ -526,4 +532,82 @@ export async function encryptMember(body) {
 
 export async function decryptMember(data, seq) {
   return hex((await MEMBER.state.decrypt(u(data), seq)).body);
+}
+
+// --- key storage (tests/browser/test_keystore.py) --------------------------------------------
+
+export async function deviceKeysRound(dbName, message) {
+  const ks = await KS.KeyStore.open(dbName);
+  const keys = await ks.deviceKeys();
+  const signer = new P.SigningKey(keys.signing, keys.signingPublic);
+  const sig = await signer.sign(u(message));
+  const exported = [];
+  for (const k of [keys.signing, keys.kem]) {
+    try {
+      await crypto.subtle.exportKey("pkcs8", k);
+      exported.push(true);
+    } catch {
+      exported.push(false);
+    }
+  }
+  ks.close();
+  return { signingPublic: hex(keys.signingPublic), kemPublic: hex(keys.kemPublic), signature: hex(sig),
+    exported, extractable: [keys.signing.extractable, keys.kem.extractable] };
+}
+
+export async function persistence() {
+  return KS.KeyStore.requestPersistence();
+}
+
+export async function sealedRound(dbName, name, secret, tamper) {
+  const ks = await KS.KeyStore.open(dbName);
+  await ks.seal(name, u(secret));
+  const raw = await ks.get("sealed", name);
+  if (tamper) {
+    raw.ct[0] ^= 1;
+    await ks.put("sealed", name, raw);
+  }
+  let opened = null;
+  let error = null;
+  try {
+    opened = hex(await ks.open(name));
+  } catch (e) {
+    error = e.code;
+  }
+  ks.close();
+  return { stored: hex(raw.ct), opened, error };
+}
+
+const RELEASES = {};
+
+export async function takeSendLock(device) {
+  const release = await KS.acquireSendLock(device);
+  if (!release) return false;
+  RELEASES[device] = release;
+  return true;
+}
+
+export async function dropSendLock(device) {
+  await RELEASES[device]();
+  delete RELEASES[device];
+}
+
+/** Send, "crash" (drop the state), restore from the sealed snapshot, send again: the counter goes
+ * on, because it was persisted before the first message was sealed. */
+export async function counterSurvivesRestart(dbName) {
+  const { observers, doc, genesis } = await replayThreadState();
+  const bob = observers.bob;
+  const ks = await KS.KeyStore.open(dbName);
+  const now = Math.floor(doc.deployment.now_ms / 1000);
+  const send = (state) => state.encrypt(new TextEncoder().encode("hei"), {
+    trust: bob.trust, now, nowMs: doc.deployment.now_ms, beforeSeal: () => ks.saveThread(state),
+  });
+  const first = M.parse(await send(bob.state)).headerFields.counter;
+  const commits = doc.cases.filter((c) => c.kind === "commit" && c.observer === "bob" && !c.expected_error)
+    .map((c) => [u(c.data), c.seq]);
+  const name = `thread/${hex(genesis.threadId)}`;
+  const restored = await G.restoreThread(genesis, bob.state.me, commits, bob.trust, await ks.open(name));
+  const second = M.parse(await send(restored)).headerFields.counter;
+  ks.close();
+  return { first, second, readable: restored.readableEpochs };
 }

@@ -231,9 +231,9 @@ export class ThreadState {
     const history = new Map();
     const own = this.pending && equalBytes(this.pending.commitHash, commit.hash);
     if (entry) {
-      const key = own ? null : this.privateKey(entry.kpHash);
+      const key = own || this.restored?.has(core.epoch) ? null : this.privateKey(entry.kpHash);
       const wrap = commit.wraps.find((w) => hex(w.deviceId) === me);
-      secret = own ? this.pending.secret : await openSecret(key,
+      secret = own ? this.pending.secret : this.restored?.get(core.epoch) ?? await openSecret(key,
         await wrapInfo(this.threadId, core.epoch, core.hash, this.me.deviceId, entry.kpHash), wrap.sealed, core.epoch);
       const keys = await deriveEpochKeys(secret, core.hash, this.threadId, core.epoch);
       if (!constantTimeEqual(await confirmationTag(keys.confirm, core.hash), commit.confirmationTag)) throw new AuthFailed();
@@ -241,7 +241,7 @@ export class ThreadState {
       for (const hw of commit.historyWraps) {
         if (hex(hw.deviceId) !== me) continue;
         const old = this.chain.records[hw.epoch];
-        const oldSecret = await openSecret(key, await historyInfo(this.threadId, hw.epoch, old.commit.hash,
+        const oldSecret = this.restored?.get(hw.epoch) ?? await openSecret(key ?? this.privateKey(entry.kpHash), await historyInfo(this.threadId, hw.epoch, old.commit.hash,
           this.me.deviceId, entry.kpHash, core.hash), hw.sealed, hw.epoch);
         const oldKeys = await deriveEpochKeys(oldSecret, old.commit.core.hash, this.threadId, hw.epoch);
         if (!constantTimeEqual(await confirmationTag(oldKeys.confirm, old.commit.core.hash), old.commit.confirmationTag)) {
@@ -419,7 +419,7 @@ Object.assign(ThreadState.prototype, {
 
   /** Seal a message on the current epoch after the cut-off check. The counter advances first:
    * persist the state (keystore.js) before the message leaves. */
-  async encrypt(body, { label, trust, now, nowMs, contentType = "text/plain", messageId = null }) {
+  async encrypt(body, { label, trust, now, nowMs, contentType = "text/plain", messageId = null, beforeSeal = null }) {
     const cur = this.chain.current;
     if (this.removed || !cur || !this.epochs.has(cur.number)) throw new LocalProtocolError("no current epoch to send on");
     const due = this.dueRemovals(trust, now);
@@ -431,6 +431,7 @@ Object.assign(ThreadState.prototype, {
     this.counter ??= 0;
     const counter = this.counter;
     this.counter += 1;
+    if (beforeSeal) await beforeSeal(); // persist counter + 1 before the key is used
     const rnd = (n) => globalThis.crypto.getRandomValues(new Uint8Array(n));
     return sealMessage(this.epochs.get(cur.number), this.me.signing, {
       counter, messageId: messageId ?? rnd(16), timestampMs: nowMs, reuseGuard: rnd(4),
@@ -439,3 +440,38 @@ Object.assign(ThreadState.prototype, {
     });
   },
 });
+
+Object.assign(ThreadState.prototype, {
+  /** The device-local state to keep across reloads (sealed by keystore.js): held epoch secrets
+   * and the next counter; the same encoding as the Python client's (docs/protocol.md §8). */
+  snapshot() {
+    const items = [...this.secrets].map(([e, s]) => new Encoder("koppi/v1/snapshot-secret").u64(e).bytes(s).finish());
+    return new Encoder("koppi/v1/thread-snapshot").bytes(this.threadId).u64(this.epoch ?? 0)
+      .u64(this.counter ?? 0).list(items).finish();
+  },
+});
+
+/** Rebuild after a reload: verify the chain again and use the snapshot's secrets (each must still
+ * reproduce its epoch's confirmation tag). */
+export async function restoreThread(genesis, me, commits, trust, snapshot) {
+  const { Decoder } = await import("./encoding.js");
+  const dec = new Decoder(snapshot, "koppi/v1/thread-snapshot");
+  const threadId = dec.bytes({ length: 16 });
+  const epoch = dec.u64n();
+  const counter = dec.u64n();
+  const restored = new Map();
+  for (const item of dec.list()) {
+    const d = new Decoder(item, "koppi/v1/snapshot-secret");
+    const n = d.u64n();
+    restored.set(n, d.bytes({ length: 32 }));
+    d.finish();
+  }
+  dec.finish();
+  if (!equalBytes(threadId, genesis.threadId)) throw new LocalProtocolError("snapshot of another thread");
+  const state = new ThreadState(genesis, me);
+  state.restored = restored;
+  for (const [data, seq] of commits) await state.apply(data, seq, trust, { live: false });
+  state.restored = null;
+  if (state.epoch === epoch) state.counter = counter;
+  return state;
+}
