@@ -611,3 +611,49 @@ export async function counterSurvivesRestart(dbName) {
   ks.close();
   return { first, second, readable: restored.readableEpochs };
 }
+
+// --- the Web Worker (tests/browser/test_worker.py) --------------------------------------------
+
+export async function sealInWorker() {
+  const { ProtocolWorker } = await import("/web/static/protocol/worker.js");
+  const doc = await load("koppi-message.json");
+  const epochs = await messageEpochs(doc);
+  const alice = await P.SigningKey.fromSeed(u(doc.sender_seeds.alice));
+  const worker = new ProtocolWorker();
+  const body = new TextEncoder().encode("sealed off the UI thread");
+  const sealed = await worker.call("seal", epochs.main, { privateKey: alice.privateKey, public: alice.public }, {
+    counter: 3, messageId: new Uint8Array(16), timestampMs: 1, reuseGuard: new Uint8Array(4),
+    label: { organisations: [], basis: "consent", retentionDays: 0 }, contentType: "text/plain", body,
+    treeSize: 10, treeHeadHash: new Uint8Array(0),
+  });
+  const opened = await M.open(epochs.main, sealed);
+  const back = await worker.call("open", epochs.main, sealed);
+  let refusal = null;
+  const bad = Uint8Array.from(sealed);
+  bad[bad.length - 1] ^= 1;
+  try {
+    await worker.call("open", epochs.main, bad);
+  } catch (e) {
+    refusal = e.code;
+  }
+  worker.terminate();
+  return { body: new TextDecoder().decode(opened.body), workerBody: new TextDecoder().decode(back.body), refusal };
+}
+
+/** koppi-consent.json's `covers`: a version's cover at a time, after a given history. */
+export async function consentCovers() {
+  const doc = await load("koppi-consent.json");
+  const full = doc.cases.find((c) => c.name === "v1-v2-v3-revoked").records.map((r) => CS.ConsentRecord.decode(u(r)));
+  const failures = [];
+  for (const want of doc.covers) {
+    const book = new CS.ConsentBook();
+    for (const r of want.accepted === "v1,v2" ? full.slice(0, 2) : full) await book.accept(r);
+    const cover = book.cover(u(want.core_hash), want.now);
+    const got = { version: cover.version, active: cover.active, organisations: [...cover.organisations].sort(),
+      may_store: [...cover.mayStore].sort(), roles: [...cover.roles].sort() };
+    const expected = { version: want.version, active: want.active, organisations: want.organisations,
+      may_store: want.may_store, roles: want.roles };
+    if (JSON.stringify(got) !== JSON.stringify(expected)) failures.push({ want, got });
+  }
+  return { cases: doc.covers.length, failures };
+}

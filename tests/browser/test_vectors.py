@@ -47,3 +47,8 @@ def test_the_thread_story_replays_in_chromium(page: Any) -> None:
     result = page.evaluate("async () => (await import('/tests/browser/runner.js')).replayThread()")
     assert result["cases"] > 40
     assert result["failures"] == []
+
+
+def test_consent_covers_in_chromium(page: Any) -> None:
+    result = page.evaluate("async () => (await import('/tests/browser/runner.js')).consentCovers()")
+    assert result["cases"] == 5 and result["failures"] == []
