@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import typing
 import uuid
 
 import msgspec
@@ -107,8 +108,8 @@ class Connection:
         self.ws, self.principal, self.messaging, self.bus = ws, principal, messaging, bus
         self.cfg, self.metrics = cfg, metrics
         self.bucket = TokenBucket(clock, cfg.ws_rate, cfg.ws_burst)
-        assert isinstance(transport, asyncio.WriteTransport)
-        self.transport = transport
+        # Any event loop's stream transport (asyncio's, uvloop's) has write and buffer size.
+        self.transport = typing.cast(asyncio.WriteTransport, transport)
         self.outbox: list[bytes] = []  # complete websocket frames, written once per loop turn
         self.outbox_bytes = OUTBOX_BYTES
         self.delivered = 0
