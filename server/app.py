@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import WSCloseCode, web
 
 from crypto.clock import Clock, Rng
+from crypto.keyfile import open_keyfile
+from crypto.primitives import SigningKey
 from server.appkeys import (
     AUTH,
     AUTHENTICATOR,
@@ -19,23 +23,39 @@ from server.appkeys import (
     METRICS,
     RNG,
     SOCKETS,
+    TRANSLOG,
 )
 from server.bus import InProcessBus
-from server.config import Config
+from server.config import Config, ConfigError
 from server.db.engine import make_engine
 from server.http import api, health, pages
+from server.http import log as log_api
 from server.http.authn import RequestAuthenticator
 from server.http.middleware import access_log, csrf, errors, security_headers
 from server.metrics import Metrics
 from server.repositories.accounts import AccountRepository
 from server.repositories.threads import ThreadRepository
+from server.repositories.translog import LogRepository
 from server.services.auth import AuthService, HashCost
 from server.services.messaging import MessagingService
+from server.services.translog import TransparencyLog
+
+LOG_KEY_NAME = "log-signing-key"
 
 
 def create_app(
-    cfg: Config, *, clock: Clock, rng: Rng, hash_cost: HashCost | None = None
+    cfg: Config,
+    *,
+    clock: Clock,
+    rng: Rng,
+    hash_cost: HashCost | None = None,
+    log_key: SigningKey | None = None,
 ) -> web.Application:
+    """The application. The transparency log runs when a log key is given or configured
+    (`log_key_file`, opened with KOPPI_LOG_KEY_PASSPHRASE); without one its endpoints answer
+    `koppi.log_unavailable`."""
+    if log_key is None and cfg.log_key_file:
+        log_key = load_log_key(cfg.log_key_file)
     app = web.Application(
         client_max_size=cfg.max_http_body_bytes,
         middlewares=[access_log, security_headers, errors, csrf],
@@ -66,7 +86,16 @@ def create_app(
         )
         app[MESSAGING] = messaging
         messaging.start()
+        translog = None
+        if log_key is not None:
+            translog = TransparencyLog(
+                LogRepository(engine), log_key, clock, head_interval_s=cfg.log_head_interval_s
+            )
+            await translog.start()
+            app[TRANSLOG] = translog
         yield
+        if translog is not None:
+            await translog.stop()
         await messaging.stop()
         threads.close()
         await engine.dispose()
@@ -75,6 +104,7 @@ def create_app(
     app.on_shutdown.append(close_sockets)
     app.add_routes(health.routes)
     app.add_routes(api.routes)
+    app.add_routes(log_api.routes)
     app.add_routes(pages.routes)
     app.router.add_static("/static/", _static_dir(), follow_symlinks=False)
     from server import ws
@@ -93,3 +123,12 @@ def _static_dir() -> str:
     from importlib.resources import files
 
     return str(files("web") / "static")
+
+
+def load_log_key(path: str) -> SigningKey:
+    """Open the log's sealed key file with the passphrase from KOPPI_LOG_KEY_PASSPHRASE."""
+    passphrase = os.environ.get("KOPPI_LOG_KEY_PASSPHRASE", "")
+    if not passphrase:
+        raise ConfigError("log_key_file is set but KOPPI_LOG_KEY_PASSPHRASE is empty")
+    secrets = open_keyfile(Path(path).read_bytes(), passphrase)
+    return SigningKey.from_seed(secrets[LOG_KEY_NAME])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -13,6 +14,10 @@ from typing import Any
 from aiohttp import web
 
 from crypto.clock import OsRng, SystemClock
+from crypto.keyfile import seal_keyfile
+from crypto.primitives import SigningKey
+from crypto.treehead import key_id
+from server.app import LOG_KEY_NAME
 from server.config import Config, ConfigError, load_config
 from server.db.engine import make_engine
 from server.db.migrate import SchemaOutdated, require_current_schema, upgrade
@@ -55,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     user_add.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
+    log_cmd = sub.add_parser("log", help="the transparency log")
+    log_init = log_cmd.add_subparsers(dest="log_command", required=True).add_parser(
+        "init", help="create the log's signing key, sealed with a passphrase"
+    )
+    log_init.add_argument("key_file", type=Path)
     demo = sub.add_parser("demo", help="create a demo database and serve it")
     demo.add_argument("--host")
     demo.add_argument("--port", type=int)
@@ -87,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             asyncio.run(_add_user(cfg, args.business_id, args.username, password, args.role))
             return 0
+        if args.command == "log":
+            return log_init_command(args.key_file)
         if args.command == "demo":
             return demo_command(cfg)
     except SchemaOutdated as e:
@@ -201,6 +213,29 @@ async def _seed_demo(cfg: Config) -> list[str]:
         return logins
     finally:
         await engine.dispose()
+
+
+def log_init_command(path: Path) -> int:
+    """Create the log key (its own key: not the root, not an organisation's), sealed with the
+    passphrase from KOPPI_LOG_KEY_PASSPHRASE or a prompt; print what clients pin."""
+    if path.exists():
+        print(f"koppi: {path} exists; refusing to replace a log key", file=sys.stderr)
+        return 2
+    passphrase = os.environ.get("KOPPI_LOG_KEY_PASSPHRASE") or getpass.getpass(
+        "Log key passphrase: "
+    )
+    if not passphrase:
+        print("koppi: an empty passphrase is refused", file=sys.stderr)
+        return 2
+    key = SigningKey.generate(OsRng())
+    blob = seal_keyfile({LOG_KEY_NAME: key.seed_bytes()}, passphrase, OsRng())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(blob)
+    print(f"log public key: {key.public.hex()}")
+    print(f"log id:         {key_id(key.public).hex()}")
+    return 0
 
 
 def demo_command(cfg: Config) -> int:

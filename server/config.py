@@ -39,6 +39,8 @@ class Config:
     secure_cookies: bool = False  # set true behind TLS
     log_format: str = "console"  # console | json
     commit_batch_max: int = 512  # most envelopes one group commit takes
+    log_key_file: str = ""  # the transparency log's sealed signing key (`koppi log init`)
+    log_head_interval_s: int = 300  # a new signed tree head at least this often
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}

@@ -108,3 +108,29 @@ class Envelope(Base):
     label: Mapped[str] = mapped_column(String(2000))  # canonical JSON: {"basis":..,"orgs":[..]}
     body: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class LogEntry(Base):
+    """One leaf of the deployment's append-only transparency log (docs/protocol.md §4).
+
+    `entry` is the leaf input clients hash; `payload` is what they fetch to verify it (the entry
+    itself, or for a consent the full signed record whose hash the entry holds)."""
+
+    __tablename__ = "log_entries"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(20))
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class SignedTreeHead(Base):
+    """Every tree head the log signed, with the cosignatures witnesses added since."""
+
+    __tablename__ = "tree_heads"
+
+    timestamp_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger, index=True)
+    head: Mapped[bytes] = mapped_column(LargeBinary)  # CosignedTreeHead encoding

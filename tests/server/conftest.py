@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from crypto.clock import FakeClock, SeededRng
+from crypto.primitives import SigningKey
 from server.app import create_app
 from server.appkeys import AUTH, ENGINE
 from server.config import Config
@@ -104,14 +105,27 @@ def config_overrides() -> dict[str, Any]:
     return {}
 
 
+LOG_KEY = SigningKey.from_seed(bytes(range(32)))  # the test deployment's transparency-log key
+
+
+@pytest.fixture
+def log_key() -> SigningKey | None:
+    return LOG_KEY
+
+
 @pytest.fixture
 async def cast(
-    database_url: str, aiohttp_client: Any, config_overrides: dict[str, Any]
+    database_url: str,
+    aiohttp_client: Any,
+    config_overrides: dict[str, Any],
+    log_key: SigningKey | None,
 ) -> AsyncIterator[Cast]:
     await migrated(database_url)
     clock = FakeClock()
     cfg = Config(database_url=database_url, **config_overrides)
-    app = create_app(cfg, clock=clock, rng=SeededRng(os.urandom(8)), hash_cost=TEST_HASH_COST)
+    app = create_app(
+        cfg, clock=clock, rng=SeededRng(os.urandom(8)), hash_cost=TEST_HASH_COST, log_key=log_key
+    )
     client = await aiohttp_client(app)
     thread, org_a, org_b, users = await seed(app, clock)
     yield Cast(app, client, clock, thread, org_a, org_b, users)

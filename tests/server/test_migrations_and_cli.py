@@ -123,3 +123,29 @@ def test_bad_configuration_is_an_error(tmp_path: Path, content: str, env: dict[s
     path.write_text(content)
     with pytest.raises(ConfigError):
         load_config(path, env=env)
+
+
+def test_log_init_seals_a_log_key_that_serve_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.app import load_log_key
+
+    key_file = tmp_path / "log.key"
+    env = {"KOPPI_LOG_KEY_PASSPHRASE": "log key passphrase for tests"}
+    made = _koppi("log", "init", str(key_file), env=env)
+    assert made.returncode == 0, made.stderr
+    public = made.stdout.split("log public key:")[1].split()[0]
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert public.encode() not in key_file.read_bytes()
+    again = _koppi("log", "init", str(key_file), env=env)
+    assert again.returncode == 2 and "refusing" in again.stderr
+    monkeypatch.setenv("KOPPI_LOG_KEY_PASSPHRASE", env["KOPPI_LOG_KEY_PASSPHRASE"])
+    assert load_log_key(str(key_file)).public.hex() == public
+    monkeypatch.setenv("KOPPI_LOG_KEY_PASSPHRASE", "wrong")
+    from crypto.errors import AuthFailed
+
+    with pytest.raises(AuthFailed):
+        load_log_key(str(key_file))
+    monkeypatch.setenv("KOPPI_LOG_KEY_PASSPHRASE", "")
+    with pytest.raises(ConfigError):
+        load_log_key(str(key_file))

@@ -1,0 +1,69 @@
+"""Read access to the transparency log (docs/protocol.md §4, §11): the newest signed tree head,
+entries, and inclusion and consistency proofs. Authenticated users only (deny by default); a
+client verifies everything it gets here itself, so the server is trusted for availability only.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.appkeys import TRANSLOG
+from server.errors import ApiError
+from server.http.api import require_principal
+from server.services.translog import TransparencyLog
+from server.ws.frames import b64u_encode
+
+routes = web.RouteTableDef()
+
+
+def _log(request: web.Request) -> TransparencyLog:
+    translog = request.app.get(TRANSLOG)
+    if translog is None:
+        raise ApiError(503, "koppi.log_unavailable", "this server runs without a transparency log")
+    return translog
+
+
+def _int(request: web.Request, name: str) -> int:
+    raw = request.query.get(name)
+    if raw is None or not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, "koppi.bad_request", f"query parameter {name} must be an integer >= 0")
+    return int(raw)
+
+
+@routes.get("/api/log/head")
+async def head(request: web.Request) -> web.Response:
+    await require_principal(request)
+    translog = _log(request)
+    cth = await translog.head()
+    return web.json_response(
+        {
+            "log_id": b64u_encode(translog.log_id),
+            "log_public_key": b64u_encode(translog.public_key),
+            "size": cth.head.size,
+            "timestamp_ms": cth.head.timestamp_ms,
+            "head": b64u_encode(cth.encode()),
+        }
+    )
+
+
+@routes.get("/api/log/entries")
+async def entries(request: web.Request) -> web.Response:
+    await require_principal(request)
+    rows = await _log(request).entries(_int(request, "start"), _int(request, "end"))
+    return web.json_response(
+        {"entries": [{"index": i, "kind": k, "data": b64u_encode(p)} for i, k, p in rows]}
+    )
+
+
+@routes.get("/api/log/inclusion")
+async def inclusion(request: web.Request) -> web.Response:
+    await require_principal(request)
+    proof = _log(request).inclusion_proof(_int(request, "index"), _int(request, "size"))
+    return web.json_response({"proof": [b64u_encode(p) for p in proof]})
+
+
+@routes.get("/api/log/consistency")
+async def consistency(request: web.Request) -> web.Response:
+    await require_principal(request)
+    proof = _log(request).consistency_proof(_int(request, "old"), _int(request, "new"))
+    return web.json_response({"proof": [b64u_encode(p) for p in proof]})

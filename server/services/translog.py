@@ -1,0 +1,122 @@
+"""The deployment's transparency log, server side (docs/protocol.md §4, issue: organisations).
+
+Append-only: every organisation key, rotation, device certificate, DeviceLink, revocation and
+consent (as a hash) becomes one leaf, at the next index, in one transaction. The service keeps the
+RFC 9162 tree in memory (`crypto.merkle.MerkleTree`, rebuilt from the stored leaf hashes at start)
+to answer inclusion and consistency proofs, and signs a tree head with the log key (a key of its
+own, separate from the root and the organisation keys) on an interval and on demand, so that
+clients always find one younger than MAX_HEAD_AGE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from crypto.clock import Clock
+from crypto.merkle import MerkleTree, leaf_hash
+from crypto.primitives import SigningKey
+from crypto.treehead import CosignedTreeHead, TreeHead, key_id, sign_tree_head
+from server.errors import ApiError
+from server.repositories.translog import LogRepository
+
+log = structlog.get_logger(__name__)
+
+KINDS = frozenset({"org", "device", "revocation", "link", "consent", "commit-head", "web-release"})
+MAX_ENTRIES_PER_PAGE = 1000
+
+
+class TransparencyLog:
+    def __init__(
+        self, repo: LogRepository, log_key: SigningKey, clock: Clock, *, head_interval_s: float
+    ) -> None:
+        self._repo, self._key, self._clock = repo, log_key, clock
+        self._interval = head_interval_s
+        self._tree = MerkleTree()
+        self._lock = asyncio.Lock()  # one appender at a time: index = current size
+        self._signer: asyncio.Task[None] | None = None
+        self._head: CosignedTreeHead | None = None
+
+    @property
+    def log_id(self) -> bytes:
+        return key_id(self._key.public)
+
+    @property
+    def public_key(self) -> bytes:
+        return self._key.public
+
+    @property
+    def size(self) -> int:
+        return self._tree.size
+
+    async def start(self) -> None:
+        self._tree = MerkleTree.from_leaf_hashes(await self._repo.leaf_hashes())
+        stored = await self._repo.latest_head()
+        self._head = None if stored is None else CosignedTreeHead.decode(stored)
+        await self.sign_head()
+        self._signer = asyncio.create_task(self._sign_periodically(), name="koppi-tree-heads")
+
+    async def stop(self) -> None:
+        if self._signer is not None:
+            self._signer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._signer
+
+    async def _sign_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.sign_head()
+            except Exception as e:  # a failed head is retried next interval
+                log.error("translog.sign_failed", error=type(e).__name__)
+
+    async def append(self, kind: str, entry: bytes, payload: bytes | None = None) -> int:
+        """Store one leaf and return its index; the in-memory tree moves only after the commit."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown log entry kind {kind!r}")
+        async with self._lock:
+            index = self._tree.size
+            h = leaf_hash(entry)
+            await self._repo.append(
+                index, kind, entry, entry if payload is None else payload, h, self._clock.now_ms()
+            )
+            self._tree.append_leaf_hash(h)
+            return index
+
+    async def sign_head(self) -> CosignedTreeHead:
+        """Sign the current size and root; never a head older than the last one signed."""
+        async with self._lock:
+            now = self._clock.now_ms()
+            if self._head is not None:
+                now = max(now, self._head.head.timestamp_ms + 1)
+            cth = sign_tree_head(
+                self._key, TreeHead(self._tree.size, self._tree.root(), now, self.log_id)
+            )
+            await self._repo.add_head(now, cth.head.size, cth.encode())
+            self._head = cth
+            return cth
+
+    async def head(self) -> CosignedTreeHead:
+        """The newest head; a new one is signed if it is older than the signing interval."""
+        cth = self._head
+        if cth is None or cth.head.timestamp_ms + self._interval * 1000 < self._clock.now_ms():
+            cth = await self.sign_head()
+        return cth
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        if not 0 <= index < size <= self._tree.size:
+            raise ApiError(404, "koppi.log_out_of_range", "no such leaf in a tree of that size")
+        return self._tree.inclusion_proof(index, size)
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        if not 0 <= old <= new <= self._tree.size:
+            raise ApiError(404, "koppi.log_out_of_range", "no such pair of tree sizes")
+        return self._tree.consistency_proof(old, new)
+
+    async def entries(self, start: int, end: int) -> list[tuple[int, str, bytes]]:
+        if not 0 <= start <= end or end - start > MAX_ENTRIES_PER_PAGE:
+            raise ApiError(400, "koppi.bad_request", f"at most {MAX_ENTRIES_PER_PAGE} entries")
+        rows = await self._repo.entries(start, min(end, self._tree.size))
+        return [(r.idx, r.kind, bytes(r.payload)) for r in rows]
