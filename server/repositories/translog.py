@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.db.tables import LogEntry, SignedTreeHead
@@ -12,14 +13,17 @@ class LogRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def leaf_hashes(self) -> list[bytes]:
-        """Every leaf hash in index order (the service rebuilds its tree from them at start)."""
+    async def leaf_hashes(self, start: int = 0) -> list[bytes]:
+        """The leaf hashes from index `start` on, in order (a tree is rebuilt or caught up with
+        them: another process, e.g. the operator's CLI, may have appended)."""
         async with self._engine.connect() as conn:
             rows = await conn.execute(
-                select(LogEntry.idx, LogEntry.leaf_hash).order_by(LogEntry.idx)
+                select(LogEntry.idx, LogEntry.leaf_hash)
+                .where(LogEntry.idx >= start)
+                .order_by(LogEntry.idx)
             )
             out = []
-            for i, (idx, leaf) in enumerate(rows):
+            for i, (idx, leaf) in enumerate(rows, start):
                 if idx != i:
                     raise RuntimeError(f"transparency log has a hole at index {i}")
                 out.append(bytes(leaf))
@@ -27,15 +31,20 @@ class LogRepository:
 
     async def append(
         self, idx: int, kind: str, entry: bytes, payload: bytes, leaf_hash: bytes, now: int
-    ) -> None:
-        """Insert leaf `idx`; the primary key refuses a second writer for the same index."""
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(LogEntry).values(
-                    idx=idx, kind=kind, entry=entry, payload=payload, leaf_hash=leaf_hash,
-                    created_at=now,
-                )
-            )  # fmt: skip
+    ) -> bool:
+        """Insert leaf `idx`; False if another writer took that index first (the primary key
+        refuses it), so the caller catches up and tries the next one."""
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    insert(LogEntry).values(
+                        idx=idx, kind=kind, entry=entry, payload=payload, leaf_hash=leaf_hash,
+                        created_at=now,
+                    )
+                )  # fmt: skip
+        except IntegrityError:
+            return False
+        return True
 
     async def entries(self, start: int, end: int) -> list[LogEntry]:
         async with self._engine.connect() as conn:

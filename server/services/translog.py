@@ -76,18 +76,32 @@ class TransparencyLog:
         """Store one leaf and return its index; the in-memory tree moves only after the commit."""
         if kind not in KINDS:
             raise ValueError(f"unknown log entry kind {kind!r}")
+        h = leaf_hash(entry)
         async with self._lock:
-            index = self._tree.size
-            h = leaf_hash(entry)
-            await self._repo.append(
-                index, kind, entry, entry if payload is None else payload, h, self._clock.now_ms()
-            )
+            while True:
+                await self._catch_up()
+                index = self._tree.size
+                stored = await self._repo.append(
+                    index, kind, entry, entry if payload is None else payload, h,
+                    self._clock.now_ms(),
+                )  # fmt: skip
+                if stored:
+                    self._tree.append_leaf_hash(h)
+                    return index
+
+    async def _catch_up(self) -> None:
+        """Take in leaves another process appended (the operator's CLI, a second server)."""
+        for h in await self._repo.leaf_hashes(self._tree.size):
             self._tree.append_leaf_hash(h)
-            return index
+
+    async def refresh(self) -> None:
+        async with self._lock:
+            await self._catch_up()
 
     async def sign_head(self) -> CosignedTreeHead:
         """Sign the current size and root; never a head older than the last one signed."""
         async with self._lock:
+            await self._catch_up()
             now = self._clock.now_ms()
             if self._head is not None:
                 now = max(now, self._head.head.timestamp_ms + 1)
