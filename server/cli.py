@@ -14,8 +14,10 @@ from typing import Any
 from aiohttp import web
 
 from crypto.clock import OsRng, SystemClock
-from crypto.keyfile import seal_keyfile
-from crypto.primitives import SigningKey
+from crypto.errors import KoppiError
+from crypto.identity import OrgCert
+from crypto.keyfile import open_keyfile, seal_keyfile
+from crypto.primitives import SigningKey, check_ed25519_public
 from crypto.treehead import key_id
 from server.app import LOG_KEY_NAME
 from server.config import Config, ConfigError, load_config
@@ -25,7 +27,9 @@ from server.db.tables import Organisation, Thread
 from server.logging import configure
 from server.repositories.accounts import AccountRepository
 from server.repositories.threads import ThreadRepository
+from server.repositories.translog import LogRepository
 from server.services.auth import AuthService
+from server.services.translog import append_entry
 
 DEMO_PASSWORD = "koppi-demo-2026"  # noqa: S105 - printed by `koppi demo`; demo database only
 DEMO_ORGS = [
@@ -49,9 +53,20 @@ def main(argv: list[str] | None = None) -> int:
         "upgrade", help="migrate to head"
     )
     org = sub.add_parser("org", help="organisations")
-    org_add = org.add_subparsers(dest="org_command", required=True).add_parser("add")
+    org_commands = org.add_subparsers(dest="org_command", required=True)
+    org_add = org_commands.add_parser("add")
     org_add.add_argument("name")
     org_add.add_argument("business_id", help="Y-tunnus")
+    org_key = org_commands.add_parser(
+        "key", help="create an organisation signing key (its admin's), sealed with a passphrase"
+    )
+    org_key.add_argument("key_file", type=Path)
+    org_admit = org_commands.add_parser(
+        "admit", help="operator: certify an organisation's key with the root and log it"
+    )
+    org_admit.add_argument("business_id", help="Y-tunnus")
+    org_admit.add_argument("org_public_key", help="the organisation key's public key, hex")
+    org_admit.add_argument("--root-key", type=Path, required=True)
     user = sub.add_parser("user", help="professionals")
     user_add = user.add_subparsers(dest="user_command", required=True).add_parser("add")
     user_add.add_argument("business_id", help="the organisation's Y-tunnus")
@@ -60,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     user_add.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
+    root = sub.add_parser("root", help="the deployment root key (operator)")
+    root_init = root.add_subparsers(dest="root_command", required=True).add_parser(
+        "init", help="create the root key, sealed with a passphrase; prints what clients pin"
+    )
+    root_init.add_argument("key_file", type=Path)
     log_cmd = sub.add_parser("log", help="the transparency log")
     log_init = log_cmd.add_subparsers(dest="log_command", required=True).add_parser(
         "init", help="create the log's signing key, sealed with a passphrase"
@@ -88,9 +108,17 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_upgrade(cfg))
             print("database is at the latest revision")
             return 0
-        if args.command == "org":
+        if args.command == "org" and args.org_command == "add":
             asyncio.run(_add_org(cfg, args.name, args.business_id))
             return 0
+        if args.command == "org" and args.org_command == "key":
+            return seal_new_key(args.key_file, ORG_KEY_NAME, "KOPPI_ORG_KEY_PASSPHRASE")
+        if args.command == "org" and args.org_command == "admit":
+            return asyncio.run(
+                _admit_org(cfg, args.business_id, args.org_public_key, args.root_key)
+            )
+        if args.command == "root":
+            return seal_new_key(args.key_file, ROOT_KEY_NAME, "KOPPI_ROOT_KEY_PASSPHRASE")
         if args.command == "user":
             password = (
                 sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
@@ -98,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_add_user(cfg, args.business_id, args.username, password, args.role))
             return 0
         if args.command == "log":
-            return log_init_command(args.key_file)
+            return seal_new_key(args.key_file, LOG_KEY_NAME, "KOPPI_LOG_KEY_PASSPHRASE")
         if args.command == "demo":
             return demo_command(cfg)
     except SchemaOutdated as e:
@@ -215,27 +243,69 @@ async def _seed_demo(cfg: Config) -> list[str]:
         await engine.dispose()
 
 
-def log_init_command(path: Path) -> int:
-    """Create the log key (its own key: not the root, not an organisation's), sealed with the
-    passphrase from KOPPI_LOG_KEY_PASSPHRASE or a prompt; print what clients pin."""
+ROOT_KEY_NAME = "root-signing-key"
+ORG_KEY_NAME = "org-signing-key"
+
+
+def seal_new_key(path: Path, name: str, passphrase_env: str) -> int:
+    """Create an Ed25519 key (the deployment root, an organisation's, or the log's), sealed with
+    argon2id under the passphrase from `passphrase_env` or a prompt; print what others pin."""
     if path.exists():
-        print(f"koppi: {path} exists; refusing to replace a log key", file=sys.stderr)
+        print(f"koppi: {path} exists; refusing to replace a key", file=sys.stderr)
         return 2
-    passphrase = os.environ.get("KOPPI_LOG_KEY_PASSPHRASE") or getpass.getpass(
-        "Log key passphrase: "
-    )
+    passphrase = os.environ.get(passphrase_env) or getpass.getpass("Passphrase: ")
     if not passphrase:
         print("koppi: an empty passphrase is refused", file=sys.stderr)
         return 2
     key = SigningKey.generate(OsRng())
-    blob = seal_keyfile({LOG_KEY_NAME: key.seed_bytes()}, passphrase, OsRng())
+    blob = seal_keyfile({name: key.seed_bytes()}, passphrase, OsRng())
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(blob)
-    print(f"log public key: {key.public.hex()}")
-    print(f"log id:         {key_id(key.public).hex()}")
+    print(f"public key: {key.public.hex()}")
+    print(f"key id:     {key_id(key.public).hex()}")
     return 0
+
+
+def open_sealed_key(path: Path, name: str, passphrase_env: str) -> SigningKey:
+    passphrase = os.environ.get(passphrase_env) or getpass.getpass("Passphrase: ")
+    return SigningKey.from_seed(open_keyfile(path.read_bytes(), passphrase)[name])
+
+
+async def _admit_org(cfg: Config, business_id: str, org_public_hex: str, root_file: Path) -> int:
+    """The operator certifies an organisation's first key (generation 0) and logs it."""
+    try:
+        org_public = check_ed25519_public(bytes.fromhex(org_public_hex))
+    except (ValueError, KoppiError):
+        print("koppi: the organisation public key must be 64 hex digits of an Ed25519 key",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    root = open_sealed_key(root_file, ROOT_KEY_NAME, "KOPPI_ROOT_KEY_PASSPHRASE")
+    engine = make_engine(cfg.database_url)
+    try:
+        await require_current_schema(engine)
+        org = await AccountRepository(engine).organisation_by_business_id(business_id)
+        if org is None:
+            print(f"koppi: no organisation {business_id} (add it with `koppi org add`)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        now = SystemClock().now()
+        cert = OrgCert.issue(
+            root=root,
+            org_id=org.id.bytes,
+            name=org.name,
+            business_id=org.business_id,
+            org_public=org_public,
+            issued_at=now,
+        )
+        index = await append_entry(
+            LogRepository(engine), "org", cert.encode(), None, now=now * 1000
+        )
+        print(f"organisation {org.name} ({business_id}) admitted: log index {index}")
+        return 0
+    finally:
+        await engine.dispose()
 
 
 def demo_command(cfg: Config) -> int:

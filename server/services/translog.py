@@ -28,6 +28,20 @@ KINDS = frozenset({"org", "device", "revocation", "link", "consent", "commit-hea
 MAX_ENTRIES_PER_PAGE = 1000
 
 
+async def append_entry(
+    repo: LogRepository, kind: str, entry: bytes, payload: bytes | None, *, now: int
+) -> int:
+    """Append one leaf from a process that holds no tree (the operator's CLI): the next free
+    index, retried if another writer takes it first. Running servers take it in (`_catch_up`)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown log entry kind {kind!r}")
+    h = leaf_hash(entry)
+    while True:
+        index = len(await repo.leaf_hashes())
+        if await repo.append(index, kind, entry, entry if payload is None else payload, h, now):
+            return index
+
+
 class TransparencyLog:
     def __init__(
         self, repo: LogRepository, log_key: SigningKey, clock: Clock, *, head_interval_s: float

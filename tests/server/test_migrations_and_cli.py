@@ -134,7 +134,7 @@ def test_log_init_seals_a_log_key_that_serve_opens(
     env = {"KOPPI_LOG_KEY_PASSPHRASE": "log key passphrase for tests"}
     made = _koppi("log", "init", str(key_file), env=env)
     assert made.returncode == 0, made.stderr
-    public = made.stdout.split("log public key:")[1].split()[0]
+    public = made.stdout.split("public key:")[1].split()[0]
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
     assert public.encode() not in key_file.read_bytes()
     again = _koppi("log", "init", str(key_file), env=env)
@@ -149,3 +149,50 @@ def test_log_init_seals_a_log_key_that_serve_opens(
     monkeypatch.setenv("KOPPI_LOG_KEY_PASSPHRASE", "")
     with pytest.raises(ConfigError):
         load_log_key(str(key_file))
+
+
+def test_the_operator_admits_an_organisation_into_the_log(sqlite_url: str, tmp_path: Path) -> None:
+    """root init -> (org admin) org key -> org add -> org admit: the log holds an OrgCert that
+    chains to the printed root key."""
+    import asyncio
+
+    from crypto.identity import OrgCert
+    from crypto.primitives import ed25519_verify
+    from server.db.engine import make_engine as engine_for
+    from server.repositories.translog import LogRepository
+
+    env = {
+        "KOPPI_ROOT_KEY_PASSPHRASE": "root passphrase for tests",
+        "KOPPI_ORG_KEY_PASSPHRASE": "org passphrase for tests",
+    }
+    db = ["--database-url", sqlite_url]
+    assert _koppi(*db, "db", "upgrade").returncode == 0
+    root = _koppi("root", "init", str(tmp_path / "root.key"), env=env)
+    org_key = _koppi("org", "key", str(tmp_path / "org.key"), env=env)
+    root_public = root.stdout.split("public key:")[1].split()[0]
+    org_public = org_key.stdout.split("public key:")[1].split()[0]
+    assert _koppi(*db, "org", "add", "Kela", "0246246-0").returncode == 0
+    bad = _koppi(*db, "org", "admit", "9999999-9", org_public, "--root-key",
+                 str(tmp_path / "root.key"), env=env)  # fmt: skip
+    assert bad.returncode == 2 and "no organisation" in bad.stderr
+    admitted = _koppi(*db, "org", "admit", "0246246-0", org_public, "--root-key",
+                      str(tmp_path / "root.key"), env=env)  # fmt: skip
+    assert admitted.returncode == 0, admitted.stderr
+    assert "log index 0" in admitted.stdout
+
+    async def first_entry() -> bytes:
+        engine = engine_for(sqlite_url)
+        try:
+            (row,) = await LogRepository(engine).entries(0, 1)
+            return bytes(row.entry)
+        finally:
+            await engine.dispose()
+
+    cert = OrgCert.decode(asyncio.run(first_entry()))
+    assert (cert.name, cert.business_id, cert.generation) == ("Kela", "0246246-0", 0)
+    assert cert.org_public.hex() == org_public
+    from crypto.encoding import Encoder
+
+    ed25519_verify(bytes.fromhex(root_public),
+                   Encoder("koppi/v1/org-cert-sig/root").bytes(cert.core()).finish(),
+                   cert.root_sig)  # fmt: skip
