@@ -21,6 +21,7 @@ from server.appkeys import (
     ENGINE,
     MESSAGING,
     METRICS,
+    ORGS,
     RNG,
     SOCKETS,
     TRANSLOG,
@@ -29,15 +30,18 @@ from server.bus import InProcessBus
 from server.config import Config, ConfigError
 from server.db.engine import make_engine
 from server.http import api, health, pages
+from server.http import devices as devices_api
 from server.http import log as log_api
 from server.http.authn import RequestAuthenticator
 from server.http.middleware import access_log, csrf, errors, security_headers
 from server.metrics import Metrics
 from server.repositories.accounts import AccountRepository
+from server.repositories.devices import DeviceRepository
 from server.repositories.threads import ThreadRepository
 from server.repositories.translog import LogRepository
 from server.services.auth import AuthService, HashCost
 from server.services.messaging import MessagingService
+from server.services.organisations import OrganisationService
 from server.services.translog import TransparencyLog
 
 LOG_KEY_NAME = "log-signing-key"
@@ -93,6 +97,7 @@ def create_app(
             )
             await translog.start()
             app[TRANSLOG] = translog
+        app[ORGS] = OrganisationService(DeviceRepository(engine), translog, clock)
         yield
         if translog is not None:
             await translog.stop()
@@ -105,6 +110,7 @@ def create_app(
     app.add_routes(health.routes)
     app.add_routes(api.routes)
     app.add_routes(log_api.routes)
+    app.add_routes(devices_api.routes)
     app.add_routes(pages.routes)
     app.router.add_static("/static/", _static_dir(), follow_symlinks=False)
     from server import ws

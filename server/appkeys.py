@@ -14,6 +14,7 @@ from server.metrics import Metrics
 from server.principal import Authenticator
 from server.services.auth import AuthService
 from server.services.messaging import MessagingService
+from server.services.organisations import OrganisationService
 from server.services.translog import TransparencyLog
 
 CONFIG = web.AppKey("config", Config)
@@ -26,4 +27,5 @@ AUTH = web.AppKey("auth", AuthService)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 MESSAGING = web.AppKey("messaging", MessagingService)
 TRANSLOG = web.AppKey("translog", TransparencyLog)
+ORGS = web.AppKey("organisations", OrganisationService)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

@@ -38,6 +38,7 @@ def test_wheel_contains_templates_static_files_migrations_and_vectors(tmp_path: 
         "server/db/migrations/env.py",
         "server/db/migrations/versions/0001_initial.py",
         "server/db/migrations/versions/0002_translog.py",
+        "server/db/migrations/versions/0003_devices.py",
         "crypto/vectors/rfc8032-ed25519.json",
     ):
         assert required in names, required

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
+    Integer,
     LargeBinary,
     String,
     UniqueConstraint,
@@ -134,3 +135,34 @@ class SignedTreeHead(Base):
     timestamp_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     size: Mapped[int] = mapped_column(BigInteger, index=True)
     head: Mapped[bytes] = mapped_column(LargeBinary)  # CosignedTreeHead encoding
+
+
+class Device(Base):
+    """A professional's device: enrolled with its public keys (its private keys never leave it),
+    usable once its organisation's admin has certified it (the certificate goes to the log)."""
+
+    __tablename__ = "devices"
+
+    device_id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    signing_public: Mapped[bytes] = mapped_column(LargeBinary(32))
+    kem_public: Mapped[bytes] = mapped_column(LargeBinary(32))
+    label: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))  # pending | approved | revoked
+    cert_log_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    revocation_log_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditEvent(Base):
+    """An organisation's audit trail: who enrolled, approved, revoked, rotated, and when."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    actor: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(100))
+    at: Mapped[int] = mapped_column(BigInteger)

@@ -77,10 +77,15 @@ async def seed(
         await accounts.add_organisation(org)
         orgs.append(org.id)
     users = {}
-    for username, org_id in (("alice", orgs[0]), ("bob", orgs[1]), ("mallory", orgs[0])):
-        users[username] = (
-            await auth.create_user(org_id, username, PASSWORD, frozenset({"professional"}))
-        ).id
+    cast_of = (
+        ("alice", orgs[0], {"professional"}),
+        ("bob", orgs[1], {"professional"}),
+        ("mallory", orgs[0], {"professional"}),
+        ("anna", orgs[0], {"org-admin"}),  # Kela's admin
+        ("bert", orgs[1], {"org-admin"}),  # the county's admin
+    )
+    for username, org_id, roles in cast_of:
+        users[username] = (await auth.create_user(org_id, username, PASSWORD, frozenset(roles))).id
     thread = Thread(
         id=uuid.uuid4(),
         client_ref="asiakas-1",

@@ -1,0 +1,121 @@
+"""Device enrolment and organisation admin actions (issue: organisations): thin handlers over
+`OrganisationService`; every admin action is checked against the device's organisation there."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from server.appkeys import ORGS
+from server.db.tables import Device
+from server.errors import ApiError
+from server.http.api import parse, require_principal
+from server.ws.frames import b64u_decode, b64u_encode
+
+routes = web.RouteTableDef()
+B64 = Annotated[str, msgspec.Meta(max_length=8192)]
+
+
+class EnrolRequest(msgspec.Struct, forbid_unknown_fields=True):
+    signing_public: B64
+    kem_public: B64
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class CertificateRequest(msgspec.Struct, forbid_unknown_fields=True):
+    certificate: B64
+
+
+class RevocationRequest(msgspec.Struct, forbid_unknown_fields=True):
+    revocation: B64
+
+
+def device_json(d: Device) -> dict[str, object]:
+    from server.services.organisations import fingerprint
+
+    return {
+        "device_id": b64u_encode(d.device_id),
+        "user": str(d.user_id),
+        "org": str(d.org_id),
+        "label": d.label,
+        "status": d.status,
+        "fingerprint": fingerprint(d.device_id),
+        "cert_log_index": d.cert_log_index,
+        "revocation_log_index": d.revocation_log_index,
+        "signing_public": b64u_encode(d.signing_public),
+        "kem_public": b64u_encode(d.kem_public),
+    }
+
+
+def _device_id(request: web.Request) -> bytes:
+    try:
+        return b64u_decode(request.match_info["device_id"], field="device_id", length=32)
+    except ApiError:
+        raise ApiError(404, "koppi.unknown_device", "no such device") from None
+
+
+@routes.post("/api/devices")
+async def enrol(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    body = await parse(request, EnrolRequest)
+    device = await request.app[ORGS].enrol(
+        principal,
+        b64u_decode(body.signing_public, field="signing_public", length=32),
+        b64u_decode(body.kem_public, field="kem_public", length=32),
+        body.label,
+    )
+    return web.json_response(device_json(device), status=201)
+
+
+@routes.get("/api/devices/{device_id}")
+async def device(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    return web.json_response(
+        device_json(await request.app[ORGS].device(principal, _device_id(request)))
+    )
+
+
+@routes.get("/api/org/devices")
+async def org_devices(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    status = request.query.get("status")
+    if status not in (None, "pending", "approved", "revoked"):
+        raise ApiError(400, "koppi.bad_request", "status is pending, approved or revoked")
+    devices = await request.app[ORGS].devices(principal, status)
+    return web.json_response({"devices": [device_json(d) for d in devices]})
+
+
+@routes.post("/api/org/devices/{device_id}/certificate")
+async def certify(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    body = await parse(request, CertificateRequest)
+    index = await request.app[ORGS].certify(
+        principal, _device_id(request), b64u_decode(body.certificate, field="certificate")
+    )
+    return web.json_response({"log_index": index})
+
+
+@routes.post("/api/org/devices/{device_id}/revocation")
+async def revoke(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    body = await parse(request, RevocationRequest)
+    index = await request.app[ORGS].revoke(
+        principal, _device_id(request), b64u_decode(body.revocation, field="revocation")
+    )
+    return web.json_response({"log_index": index})
+
+
+@routes.get("/api/org/audit")
+async def audit(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    events = await request.app[ORGS].audit_trail(principal)
+    return web.json_response(
+        {
+            "events": [
+                {"actor": str(e.actor), "action": e.action, "subject": e.subject, "at": e.at}
+                for e in events
+            ]
+        }
+    )

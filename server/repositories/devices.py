@@ -1,0 +1,68 @@
+"""Storage of devices and the organisations' audit trail."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server.db.tables import AuditEvent, Device, LogEntry
+
+
+class DeviceRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(self, device: Device) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(Device).values(
+                    {c.name: getattr(device, c.name) for c in Device.__table__.columns}
+                )
+            )
+
+    async def get(self, device_id: bytes) -> Device | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(Device).where(Device.device_id == device_id))).first()
+            return None if row is None else Device(**row._mapping)
+
+    async def of_org(self, org_id: uuid.UUID, status: str | None) -> list[Device]:
+        query = select(Device).where(Device.org_id == org_id).order_by(Device.created_at)
+        if status is not None:
+            query = query.where(Device.status == status)
+        async with self._engine.connect() as conn:
+            return [Device(**r._mapping) for r in await conn.execute(query)]
+
+    async def set_status(self, device_id: bytes, status: str, **log_index: int) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(Device)
+                .where(Device.device_id == device_id)
+                .values(status=status, **log_index)
+            )
+
+    async def audit(self, org_id: uuid.UUID, actor: uuid.UUID, action: str, subject: str,
+                    at: int) -> None:  # fmt: skip
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(AuditEvent).values(
+                    org_id=org_id, actor=actor, action=action, subject=subject, at=at
+                )
+            )
+
+    async def audit_trail(self, org_id: uuid.UUID) -> list[AuditEvent]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(AuditEvent).where(AuditEvent.org_id == org_id).order_by(AuditEvent.id)
+            )
+            return [AuditEvent(**r._mapping) for r in rows]
+
+    async def log_entries_of_kind(self, kind: str) -> list[tuple[int, bytes]]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(LogEntry.idx, LogEntry.entry)
+                .where(LogEntry.kind == kind)
+                .order_by(LogEntry.idx)
+            )
+            return [(int(i), bytes(e)) for i, e in rows]

@@ -1,0 +1,202 @@
+"""Devices and organisation keys, server side (issue: organisations).
+
+A professional's browser enrols a device with its public keys (its private keys never leave it).
+The organisation's admin compares the fingerprint, certifies the device with the organisation key
+(client side: the server never holds an organisation key) and submits the certificate; the server
+checks it against the organisation's keys in the transparency log and appends it there. Revocation
+is the same path. Every action of an admin is refused for another organisation's devices and is
+written to that organisation's audit trail.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from crypto.clock import Clock
+from crypto.encoding import DecodeError, Encoder
+from crypto.errors import AuthFailed, KoppiError
+from crypto.identity import (
+    ROLE_ORG_ADMIN,
+    SUBJECT_DEVICE,
+    SUBJECT_ORG_KEY,
+    DeviceCert,
+    OrgCert,
+    Revocation,
+)
+from crypto.primitives import check_ed25519_public, check_x25519_public, ed25519_verify
+from crypto.treehead import key_id
+from crypto.trust import device_id_of
+from server.db.tables import AuditEvent, Device
+from server.errors import ApiError
+from server.principal import Principal
+from server.repositories.devices import DeviceRepository
+from server.services.translog import TransparencyLog
+
+FORBIDDEN = ApiError(
+    403, "koppi.forbidden", "only an admin of the device's organisation may do that"
+)
+NO_DEVICE = ApiError(404, "koppi.unknown_device", "no such device")
+NO_LOG = ApiError(503, "koppi.log_unavailable", "this server runs without a transparency log")
+
+
+def bad_certificate(why: str) -> ApiError:
+    return ApiError(400, "koppi.bad_certificate", why)
+
+
+def fingerprint(device_id: bytes) -> str:
+    """What the professional and the admin compare before approval: 32 hex digits in groups."""
+    h = device_id[:16].hex()
+    return " ".join(h[i : i + 4] for i in range(0, 32, 4))
+
+
+@dataclass(frozen=True)
+class _OrgKey:
+    cert: OrgCert
+    index: int
+    retired_at: int | None
+
+
+class OrganisationService:
+    def __init__(
+        self, devices: DeviceRepository, translog: TransparencyLog | None, clock: Clock
+    ) -> None:
+        self._devices, self._log, self._clock = devices, translog, clock
+
+    # --- professionals --------------------------------------------------------------------
+
+    async def enrol(
+        self, principal: Principal, signing_public: bytes, kem_public: bytes, label: str
+    ) -> Device:
+        try:
+            check_ed25519_public(signing_public)
+            check_x25519_public(kem_public)
+        except KoppiError:
+            raise ApiError(400, "koppi.weak_key", "a device key is malformed or weak") from None
+        device_id = device_id_of(signing_public)
+        if await self._devices.get(device_id) is not None:
+            raise ApiError(409, "koppi.device_exists", "that device is already enrolled")
+        device = Device(
+            device_id=device_id, user_id=principal.user_id, org_id=principal.org_id,
+            signing_public=signing_public, kem_public=kem_public, label=label, status="pending",
+            cert_log_index=None, revocation_log_index=None, created_at=self._clock.now_ms(),
+        )  # fmt: skip
+        await self._devices.add(device)
+        await self._devices.audit(principal.org_id, principal.user_id, "device.enrolled",
+                                  device_id.hex(), self._clock.now_ms())  # fmt: skip
+        return device
+
+    async def device(self, principal: Principal, device_id: bytes) -> Device:
+        """A device as its owner or its organisation's admin sees it."""
+        device = await self._devices.get(device_id)
+        if device is None:
+            raise NO_DEVICE
+        if device.user_id != principal.user_id and not self._admin_of(principal, device.org_id):
+            raise NO_DEVICE  # another organisation's devices do not exist for this caller
+        return device
+
+    # --- organisation admins --------------------------------------------------------------
+
+    @staticmethod
+    def _admin_of(principal: Principal, org_id: uuid.UUID) -> bool:
+        return ROLE_ORG_ADMIN in principal.roles and principal.org_id == org_id
+
+    def _require_admin(self, principal: Principal, org_id: uuid.UUID) -> None:
+        if not self._admin_of(principal, org_id):
+            raise FORBIDDEN
+
+    async def devices(self, admin: Principal, status: str | None) -> list[Device]:
+        self._require_admin(admin, admin.org_id)
+        return await self._devices.of_org(admin.org_id, status)
+
+    async def audit_trail(self, admin: Principal) -> list[AuditEvent]:
+        self._require_admin(admin, admin.org_id)
+        return await self._devices.audit_trail(admin.org_id)
+
+    async def _org_keys(self, org_id: uuid.UUID) -> dict[bytes, _OrgKey]:
+        """The organisation's keys as the log has them, with their retirement index."""
+        keys: dict[bytes, _OrgKey] = {}
+        for index, entry in await self._devices.log_entries_of_kind("org"):
+            cert = OrgCert.decode(entry)
+            if cert.org_id != org_id.bytes:
+                continue
+            previous = keys.get(key_id(cert.prev_public)) if cert.prev_public else None
+            if previous is not None and previous.retired_at is None:
+                keys[key_id(cert.prev_public)] = _OrgKey(previous.cert, previous.index, index)
+            keys[cert.key_id] = _OrgKey(cert, index, None)
+        for index, entry in await self._devices.log_entries_of_kind("revocation"):
+            rev = Revocation.decode(entry)
+            old = keys.get(rev.subject)
+            if rev.subject_kind == SUBJECT_ORG_KEY and old is not None and old.retired_at is None:
+                keys[rev.subject] = _OrgKey(old.cert, old.index, index)
+        return keys
+
+    async def _live_key(self, org_id: uuid.UUID, kid: bytes) -> OrgCert:
+        key = (await self._org_keys(org_id)).get(kid)
+        if key is None or key.retired_at is not None:
+            raise bad_certificate("not signed by a current key of this organisation in the log")
+        return key.cert
+
+    async def certify(self, admin: Principal, device_id: bytes, cert_bytes: bytes) -> int:
+        """Check the admin's certificate for a pending device and append it to the log."""
+        device = await self._devices.get(device_id)
+        if device is None:
+            raise NO_DEVICE
+        self._require_admin(admin, device.org_id)
+        if self._log is None:
+            raise NO_LOG
+        if device.status != "pending":
+            raise ApiError(409, "koppi.device_not_pending", f"the device is {device.status}")
+        try:
+            cert = DeviceCert.decode(cert_bytes)
+        except (DecodeError, KoppiError):
+            raise bad_certificate("not a device certificate") from None
+        if (cert.device_id, cert.org_id, cert.user_id, cert.signing_public, cert.kem_public) != (
+            device.device_id, device.org_id.bytes, device.user_id.bytes, device.signing_public,
+            device.kem_public,
+        ):  # fmt: skip
+            raise bad_certificate("the certificate is for other keys, another user or organisation")
+        org = await self._live_key(device.org_id, cert.org_key_id)
+        try:
+            ed25519_verify(org.org_public,
+                           Encoder("koppi/v1/device-cert-sig").bytes(cert.core()).finish(),
+                           cert.org_sig)  # fmt: skip
+        except AuthFailed:
+            raise bad_certificate("the organisation key's signature does not verify") from None
+        index = await self._log.append("device", cert_bytes)
+        await self._devices.set_status(device_id, "approved", cert_log_index=index)
+        await self._devices.audit(device.org_id, admin.user_id, "device.approved",
+                                  device_id.hex(), self._clock.now_ms())  # fmt: skip
+        return index
+
+    async def revoke(self, admin: Principal, device_id: bytes, revocation_bytes: bytes) -> int:
+        device = await self._devices.get(device_id)
+        if device is None:
+            raise NO_DEVICE
+        self._require_admin(admin, device.org_id)
+        if self._log is None:
+            raise NO_LOG
+        if device.status != "approved":
+            raise ApiError(409, "koppi.device_not_approved", f"the device is {device.status}")
+        try:
+            rev = Revocation.decode(revocation_bytes)
+        except (DecodeError, KoppiError):
+            raise bad_certificate("not a revocation") from None
+        if (rev.subject_kind, rev.subject, rev.org_id) != (
+            SUBJECT_DEVICE,
+            device_id,
+            device.org_id.bytes,
+        ):
+            raise bad_certificate("the revocation names another device or organisation")
+        org = await self._live_key(device.org_id, rev.signer_key_id)
+        try:
+            ed25519_verify(org.org_public,
+                           Encoder("koppi/v1/revocation-sig").bytes(rev.core()).finish(),
+                           rev.signature)  # fmt: skip
+        except AuthFailed:
+            raise bad_certificate("the organisation key's signature does not verify") from None
+        index = await self._log.append("revocation", revocation_bytes)
+        await self._devices.set_status(device_id, "revoked", revocation_log_index=index)
+        await self._devices.audit(device.org_id, admin.user_id, "device.revoked",
+                                  device_id.hex(), self._clock.now_ms())  # fmt: skip
+        return index
