@@ -15,7 +15,7 @@ from aiohttp import web
 
 from crypto.clock import OsRng, SystemClock
 from crypto.errors import KoppiError
-from crypto.identity import OrgCert
+from crypto.identity import SUBJECT_ORG_KEY, OrgCert, Revocation
 from crypto.keyfile import open_keyfile, seal_keyfile
 from crypto.primitives import SigningKey, check_ed25519_public
 from crypto.treehead import key_id
@@ -26,6 +26,7 @@ from server.db.migrate import SchemaOutdated, require_current_schema, upgrade
 from server.db.tables import Organisation, Thread
 from server.logging import configure
 from server.repositories.accounts import AccountRepository
+from server.repositories.devices import DeviceRepository
 from server.repositories.threads import ThreadRepository
 from server.repositories.translog import LogRepository
 from server.services.auth import AuthService
@@ -67,6 +68,20 @@ def main(argv: list[str] | None = None) -> int:
     org_admit.add_argument("business_id", help="Y-tunnus")
     org_admit.add_argument("org_public_key", help="the organisation key's public key, hex")
     org_admit.add_argument("--root-key", type=Path, required=True)
+    org_rotate = org_commands.add_parser(
+        "rotate",
+        help="operator and the organisation's admin: a new organisation key, signed by the root "
+        "and by the previous key (certificates logged before stay valid)",
+    )
+    org_rotate.add_argument("business_id", help="Y-tunnus")
+    org_rotate.add_argument("new_public_key", help="the new organisation key's public key, hex")
+    org_rotate.add_argument("--root-key", type=Path, required=True)
+    org_rotate.add_argument("--previous-key", type=Path, required=True)
+    org_suspend = org_commands.add_parser(
+        "suspend", help="operator: revoke the organisation's current key with the root"
+    )
+    org_suspend.add_argument("business_id", help="Y-tunnus")
+    org_suspend.add_argument("--root-key", type=Path, required=True)
     user = sub.add_parser("user", help="professionals")
     user_add = user.add_subparsers(dest="user_command", required=True).add_parser("add")
     user_add.add_argument("business_id", help="the organisation's Y-tunnus")
@@ -117,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(
                 _admit_org(cfg, args.business_id, args.org_public_key, args.root_key)
             )
+        if args.command == "org" and args.org_command == "rotate":
+            rotate = _rotate_org(
+                cfg, args.business_id, args.new_public_key, args.root_key, args.previous_key
+            )
+            return asyncio.run(rotate)
+        if args.command == "org" and args.org_command == "suspend":
+            return asyncio.run(_suspend_org(cfg, args.business_id, args.root_key))
         if args.command == "root":
             return seal_new_key(args.key_file, ROOT_KEY_NAME, "KOPPI_ROOT_KEY_PASSPHRASE")
         if args.command == "user":
@@ -303,6 +325,91 @@ async def _admit_org(cfg: Config, business_id: str, org_public_hex: str, root_fi
             LogRepository(engine), "org", cert.encode(), None, now=now * 1000
         )
         print(f"organisation {org.name} ({business_id}) admitted: log index {index}")
+        return 0
+    finally:
+        await engine.dispose()
+
+
+async def _current_org_cert(engine: Any, org_id: uuid.UUID) -> tuple[OrgCert | None, bool]:
+    """The organisation's newest key certificate in the log, and whether the root revoked it."""
+    repo = DeviceRepository(engine)
+    current = None
+    for _, entry in await repo.log_entries_of_kind("org"):
+        cert = OrgCert.decode(entry)
+        if cert.org_id == org_id.bytes and (
+            current is None or cert.generation > current.generation
+        ):
+            current = cert
+    revoked = False
+    for _, entry in await repo.log_entries_of_kind("revocation"):
+        rev = Revocation.decode(entry)
+        if (
+            current is not None
+            and rev.subject_kind == SUBJECT_ORG_KEY
+            and rev.subject == current.key_id
+        ):
+            revoked = True
+    return current, revoked
+
+
+async def _rotate_org(
+    cfg: Config, business_id: str, new_public_hex: str, root_file: Path, previous_file: Path
+) -> int:
+    try:
+        new_public = check_ed25519_public(bytes.fromhex(new_public_hex))
+    except (ValueError, KoppiError):
+        print("koppi: the new public key must be 64 hex digits of an Ed25519 key", file=sys.stderr)
+        return 2
+    root = open_sealed_key(root_file, ROOT_KEY_NAME, "KOPPI_ROOT_KEY_PASSPHRASE")
+    previous = open_sealed_key(previous_file, ORG_KEY_NAME, "KOPPI_ORG_KEY_PASSPHRASE")
+    engine = make_engine(cfg.database_url)
+    try:
+        await require_current_schema(engine)
+        org = await AccountRepository(engine).organisation_by_business_id(business_id)
+        current, revoked = (None, False) if org is None else await _current_org_cert(engine, org.id)
+        if org is None or current is None or revoked:
+            print(f"koppi: {business_id} has no current key in the log", file=sys.stderr)
+            return 2
+        if current.org_public != previous.public:
+            print("koppi: --previous-key is not the organisation's current key", file=sys.stderr)
+            return 2
+        now = SystemClock().now()
+        cert = OrgCert.issue(
+            root=root,
+            org_id=org.id.bytes,
+            name=org.name,
+            business_id=org.business_id,
+            org_public=new_public,
+            issued_at=now,
+            previous=(current, previous),
+        )
+        repo = LogRepository(engine)
+        index = await append_entry(repo, "org", cert.encode(), None, now=now * 1000)
+        print(f"organisation key of {business_id} rotated to generation {cert.generation}: "
+              f"log index {index}")  # fmt: skip
+        return 0
+    finally:
+        await engine.dispose()
+
+
+async def _suspend_org(cfg: Config, business_id: str, root_file: Path) -> int:
+    root = open_sealed_key(root_file, ROOT_KEY_NAME, "KOPPI_ROOT_KEY_PASSPHRASE")
+    engine = make_engine(cfg.database_url)
+    try:
+        await require_current_schema(engine)
+        accounts = AccountRepository(engine)
+        org = await accounts.organisation_by_business_id(business_id)
+        current, revoked = (None, False) if org is None else await _current_org_cert(engine, org.id)
+        if org is None or current is None or revoked:
+            print(f"koppi: {business_id} has no current key in the log", file=sys.stderr)
+            return 2
+        now = SystemClock().now()
+        rev = Revocation.issue(root, subject_kind=SUBJECT_ORG_KEY, org_id=org.id.bytes,
+                               subject=current.key_id, reason="other", issued_at=now)  # fmt: skip
+        index = await append_entry(LogRepository(engine), "revocation", rev.encode(), None,
+                                   now=now * 1000)  # fmt: skip
+        await accounts.set_organisation_status(org.id, "suspended")
+        print(f"organisation {business_id} suspended: its key revoked at log index {index}")
         return 0
     finally:
         await engine.dispose()

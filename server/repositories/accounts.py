@@ -33,6 +33,12 @@ class AccountRepository:
             ).first()
         return Organisation(**row._mapping) if row else None
 
+    async def set_organisation_status(self, org_id: uuid.UUID, status: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(Organisation).where(Organisation.id == org_id).values(status=status)
+            )
+
     async def add_user(self, user: User) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(insert(User).values(**_row(user)))

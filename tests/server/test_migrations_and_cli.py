@@ -190,6 +190,44 @@ def test_the_operator_admits_an_organisation_into_the_log(sqlite_url: str, tmp_p
 
     cert = OrgCert.decode(asyncio.run(first_entry()))
     assert (cert.name, cert.business_id, cert.generation) == ("Kela", "0246246-0", 0)
+
+    # The admin makes a new key; operator and admin rotate (root + previous key sign it).
+    new_key = _koppi("org", "key", str(tmp_path / "org2.key"), env=env)
+    new_public = new_key.stdout.split("public key:")[1].split()[0]
+    wrong = _koppi(
+        *db,
+        "org",
+        "rotate",
+        "0246246-0",
+        new_public,
+        "--root-key",
+        str(tmp_path / "root.key"),
+        "--previous-key",
+        str(tmp_path / "org2.key"),
+        env=env,
+    )
+    assert wrong.returncode == 2 and "not the organisation's current key" in wrong.stderr
+    rotated = _koppi(
+        *db,
+        "org",
+        "rotate",
+        "0246246-0",
+        new_public,
+        "--root-key",
+        str(tmp_path / "root.key"),
+        "--previous-key",
+        str(tmp_path / "org.key"),
+        env=env,
+    )
+    assert rotated.returncode == 0 and "generation 1: log index 1" in rotated.stdout, rotated.stderr
+    suspended = _koppi(
+        *db, "org", "suspend", "0246246-0", "--root-key", str(tmp_path / "root.key"), env=env
+    )
+    assert suspended.returncode == 0 and "log index 2" in suspended.stdout, suspended.stderr
+    after = _koppi(
+        *db, "org", "suspend", "0246246-0", "--root-key", str(tmp_path / "root.key"), env=env
+    )
+    assert after.returncode == 2 and "no current key" in after.stderr
     assert cert.org_public.hex() == org_public
     from crypto.encoding import Encoder
 
