@@ -95,6 +95,16 @@ def main(argv: list[str] | None = None) -> int:
         "init", help="create the root key, sealed with a passphrase; prints what clients pin"
     )
     root_init.add_argument("key_file", type=Path)
+    monitor = sub.add_parser(
+        "monitor", help="an organisation's witness: check the log and cosign the heads it checked"
+    )
+    monitor.add_argument("--server", required=True, help="e.g. https://koppi.example.fi")
+    monitor.add_argument("--log-public-key", required=True, help="hex, as `koppi log init` printed")
+    monitor.add_argument("--witness-key", type=Path, required=True, help="sealed (koppi org key)")
+    monitor.add_argument("--org-id", required=True, help="the organisation's id (UUID)")
+    monitor.add_argument("--state", type=Path, required=True)
+    monitor.add_argument("--interval", type=float, default=60.0)
+    monitor.add_argument("--once", action="store_true")
     log_cmd = sub.add_parser("log", help="the transparency log")
     log_init = log_cmd.add_subparsers(dest="log_command", required=True).add_parser(
         "init", help="create the log's signing key, sealed with a passphrase"
@@ -147,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             asyncio.run(_add_user(cfg, args.business_id, args.username, password, args.role))
             return 0
+        if args.command == "monitor":
+            return asyncio.run(_monitor(args))
         if args.command == "log":
             return seal_new_key(args.key_file, LOG_KEY_NAME, "KOPPI_LOG_KEY_PASSPHRASE")
         if args.command == "demo":
@@ -300,8 +312,10 @@ async def _admit_org(cfg: Config, business_id: str, org_public_hex: str, root_fi
     try:
         org_public = check_ed25519_public(bytes.fromhex(org_public_hex))
     except (ValueError, KoppiError):
-        print("koppi: the organisation public key must be 64 hex digits of an Ed25519 key",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "koppi: the organisation public key must be 64 hex digits of an Ed25519 key",
+            file=sys.stderr,
+        )
         return 2
     root = open_sealed_key(root_file, ROOT_KEY_NAME, "KOPPI_ROOT_KEY_PASSPHRASE")
     engine = make_engine(cfg.database_url)
@@ -309,8 +323,10 @@ async def _admit_org(cfg: Config, business_id: str, org_public_hex: str, root_fi
         await require_current_schema(engine)
         org = await AccountRepository(engine).organisation_by_business_id(business_id)
         if org is None:
-            print(f"koppi: no organisation {business_id} (add it with `koppi org add`)",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"koppi: no organisation {business_id} (add it with `koppi org add`)",
+                file=sys.stderr,
+            )
             return 2
         now = SystemClock().now()
         cert = OrgCert.issue(
@@ -385,8 +401,10 @@ async def _rotate_org(
         )
         repo = LogRepository(engine)
         index = await append_entry(repo, "org", cert.encode(), None, now=now * 1000)
-        print(f"organisation key of {business_id} rotated to generation {cert.generation}: "
-              f"log index {index}")  # fmt: skip
+        print(
+            f"organisation key of {business_id} rotated to generation {cert.generation}: "
+            f"log index {index}"
+        )
         return 0
     finally:
         await engine.dispose()
@@ -404,15 +422,70 @@ async def _suspend_org(cfg: Config, business_id: str, root_file: Path) -> int:
             print(f"koppi: {business_id} has no current key in the log", file=sys.stderr)
             return 2
         now = SystemClock().now()
-        rev = Revocation.issue(root, subject_kind=SUBJECT_ORG_KEY, org_id=org.id.bytes,
-                               subject=current.key_id, reason="other", issued_at=now)  # fmt: skip
-        index = await append_entry(LogRepository(engine), "revocation", rev.encode(), None,
-                                   now=now * 1000)  # fmt: skip
+        rev = Revocation.issue(
+            root,
+            subject_kind=SUBJECT_ORG_KEY,
+            org_id=org.id.bytes,
+            subject=current.key_id,
+            reason="other",
+            issued_at=now,
+        )
+        index = await append_entry(
+            LogRepository(engine), "revocation", rev.encode(), None, now=now * 1000
+        )
         await accounts.set_organisation_status(org.id, "suspended")
         print(f"organisation {business_id} suspended: its key revoked at log index {index}")
         return 0
     finally:
         await engine.dispose()
+
+
+async def _monitor(args: argparse.Namespace) -> int:
+    """Run `client.monitor.Monitor` against a server; its bearer token comes from
+    KOPPI_MONITOR_TOKEN. Exit code 1 if a round raised an alert (with --once)."""
+    import aiohttp
+
+    from client.monitor import Monitor
+
+    token = os.environ.get("KOPPI_MONITOR_TOKEN", "")
+    if not token:
+        print(
+            "koppi: set KOPPI_MONITOR_TOKEN to the monitor account's bearer token", file=sys.stderr
+        )
+        return 2
+    witness = open_sealed_key(args.witness_key, ORG_KEY_NAME, "KOPPI_ORG_KEY_PASSPHRASE")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(base_url=args.server, headers=headers) as http:
+
+        async def get(path: str) -> Any:
+            async with http.get(path) as r:
+                r.raise_for_status()
+                return await r.json()
+
+        async def post(path: str, body: dict[str, Any]) -> Any:
+            async with http.post(path, json=body) as r:
+                r.raise_for_status()
+                return await r.json()
+
+        monitor = Monitor(
+            get,
+            post,
+            log_public=bytes.fromhex(args.log_public_key),
+            witness=witness,
+            org_id=uuid.UUID(args.org_id).bytes,
+            state=args.state,
+            clock=SystemClock(),
+        )
+        while True:
+            found = await monitor.check_once()
+            for line in found.ours:
+                print(f"entry naming our organisation: {line}", flush=True)
+            for line in found.alerts:
+                print(f"ALERT: {line}", file=sys.stderr, flush=True)
+            print(f"log size {found.size}: {'cosigned' if found.cosigned else 'NOT cosigned'}")
+            if args.once:
+                return 1 if found.alerts else 0
+            await asyncio.sleep(args.interval)
 
 
 def demo_command(cfg: Config) -> int:

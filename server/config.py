@@ -41,6 +41,26 @@ class Config:
     commit_batch_max: int = 512  # most envelopes one group commit takes
     log_key_file: str = ""  # the transparency log's sealed signing key (`koppi log init`)
     log_head_interval_s: int = 300  # a new signed tree head at least this often
+    log_witness_keys: str = ""  # witnesses' Ed25519 public keys (hex, comma-separated)
+
+    def __post_init__(self) -> None:
+        try:
+            self.witness_keys()
+        except ValueError:
+            raise ConfigError("log_witness_keys: comma-separated hex Ed25519 public keys") from None
+
+    def witness_keys(self) -> dict[bytes, bytes]:
+        """The configured witnesses by key id (SHA-256 of the public key)."""
+        import hashlib
+
+        out = {}
+        for item in self.log_witness_keys.split(","):
+            if item.strip():
+                public = bytes.fromhex(item.strip())
+                if len(public) != 32:
+                    raise ValueError("a witness key is 32 bytes")
+                out[hashlib.sha256(public).digest()] = public
+        return out
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}

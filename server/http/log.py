@@ -5,13 +5,15 @@ client verifies everything it gets here itself, so the server is trusted for ava
 
 from __future__ import annotations
 
+import msgspec
 from aiohttp import web
 
-from server.appkeys import TRANSLOG
+from crypto.treehead import Cosignature
+from server.appkeys import CONFIG, TRANSLOG
 from server.errors import ApiError
-from server.http.api import require_principal
+from server.http.api import parse, require_principal
 from server.services.translog import TransparencyLog
-from server.ws.frames import b64u_encode
+from server.ws.frames import b64u_decode, b64u_encode
 
 routes = web.RouteTableDef()
 
@@ -44,6 +46,29 @@ async def head(request: web.Request) -> web.Response:
             "head": b64u_encode(cth.encode()),
         }
     )
+
+
+class CosignRequest(msgspec.Struct, forbid_unknown_fields=True):
+    head_timestamp_ms: int
+    witness_id: str
+    timestamp_ms: int
+    signature: str
+
+
+@routes.post("/api/log/cosign")
+async def cosign(request: web.Request) -> web.Response:
+    """A witness adds its cosignature to a head it checked (docs/protocol.md §4.5)."""
+    await require_principal(request)
+    body = await parse(request, CosignRequest)
+    cosignature = Cosignature(
+        b64u_decode(body.witness_id, field="witness_id", length=32),
+        body.timestamp_ms,
+        b64u_decode(body.signature, field="signature", length=64),
+    )
+    cth = await _log(request).add_cosignature(
+        body.head_timestamp_ms, cosignature, request.app[CONFIG].witness_keys()
+    )
+    return web.json_response({"cosignatures": len(cth.cosignatures)})
 
 
 @routes.get("/api/log/entries")

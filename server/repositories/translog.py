@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -67,6 +67,25 @@ class LogRepository:
             row = (
                 await conn.execute(
                     select(SignedTreeHead.head).where(SignedTreeHead.timestamp_ms == newest)
+                )
+            ).first()
+            return None if row is None else bytes(row[0])
+
+    async def replace_head(self, timestamp_ms: int, head: bytes) -> bool:
+        """Store a head with more cosignatures; False if no head was signed at that time."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(SignedTreeHead)
+                .where(SignedTreeHead.timestamp_ms == timestamp_ms)
+                .values(head=head)
+            )
+            return bool(result.rowcount)
+
+    async def head_at(self, timestamp_ms: int) -> bytes | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(SignedTreeHead.head).where(SignedTreeHead.timestamp_ms == timestamp_ms)
                 )
             ).first()
             return None if row is None else bytes(row[0])

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 
 import structlog
 
 from crypto.clock import Clock
+from crypto.errors import AuthFailed
 from crypto.merkle import MerkleTree, leaf_hash
-from crypto.primitives import SigningKey
-from crypto.treehead import CosignedTreeHead, TreeHead, key_id, sign_tree_head
+from crypto.primitives import SigningKey, ed25519_verify
+from crypto.treehead import Cosignature, CosignedTreeHead, TreeHead, key_id, sign_tree_head
 from server.errors import ApiError
 from server.repositories.translog import LogRepository
 
@@ -132,6 +134,34 @@ class TransparencyLog:
         if cth is None or cth.head.timestamp_ms + self._interval * 1000 < self._clock.now_ms():
             cth = await self.sign_head()
         return cth
+
+    async def add_cosignature(
+        self, timestamp_ms: int, cosignature: Cosignature, witnesses: Mapping[bytes, bytes]
+    ) -> CosignedTreeHead:
+        """A witness (an organisation's `koppi monitor`) cosigned the head signed at
+        `timestamp_ms`; only configured witnesses with a valid signature are kept."""
+        public = witnesses.get(cosignature.witness_id)
+        if public is None:
+            raise ApiError(403, "koppi.unknown_witness", "not a configured witness")
+        async with self._lock:
+            stored = await self._repo.head_at(timestamp_ms)
+            if stored is None:
+                raise ApiError(404, "koppi.log_out_of_range", "no head was signed at that time")
+            cth = CosignedTreeHead.decode(stored)
+            message = Cosignature.message(cth.head.hash(), cosignature.witness_id,
+                                          cosignature.timestamp_ms)  # fmt: skip
+            try:
+                ed25519_verify(public, message, cosignature.signature)
+            except AuthFailed:
+                raise ApiError(
+                    400, "koppi.auth_failed", "the cosignature does not verify"
+                ) from None
+            kept = [c for c in cth.cosignatures if c.witness_id != cosignature.witness_id]
+            updated = CosignedTreeHead(cth.head, cth.signature, (*kept, cosignature))
+            await self._repo.replace_head(timestamp_ms, updated.encode())
+            if self._head is not None and self._head.head.timestamp_ms == timestamp_ms:
+                self._head = updated
+            return updated
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         if not 0 <= index < size <= self._tree.size:
