@@ -77,6 +77,21 @@ async def device(request: web.Request) -> web.Response:
     )
 
 
+class LinkRequest(msgspec.Struct, forbid_unknown_fields=True):
+    link: B64
+
+
+@routes.post("/api/devices/{device_id}/link")
+async def link(request: web.Request) -> web.Response:
+    """The owner links a new device from an existing one (the DeviceLink is signed there)."""
+    principal = await require_principal(request)
+    body = await parse(request, LinkRequest)
+    index = await request.app[ORGS].link(
+        principal, _device_id(request), b64u_decode(body.link, field="link")
+    )
+    return web.json_response({"log_index": index})
+
+
 @routes.get("/api/org/devices")
 async def org_devices(request: web.Request) -> web.Response:
     principal = await require_principal(request)

@@ -21,10 +21,11 @@ from crypto.identity import (
     SUBJECT_DEVICE,
     SUBJECT_ORG_KEY,
     DeviceCert,
+    DeviceLink,
     OrgCert,
     Revocation,
 )
-from crypto.primitives import check_ed25519_public, check_x25519_public, ed25519_verify
+from crypto.primitives import check_ed25519_public, check_x25519_public, ed25519_verify, sha256
 from crypto.treehead import key_id
 from crypto.trust import device_id_of
 from server.db.tables import AuditEvent, Device
@@ -77,13 +78,25 @@ class OrganisationService:
         if await self._devices.get(device_id) is not None:
             raise ApiError(409, "koppi.device_exists", "that device is already enrolled")
         device = Device(
-            device_id=device_id, user_id=principal.user_id, org_id=principal.org_id,
-            signing_public=signing_public, kem_public=kem_public, label=label, status="pending",
-            cert_log_index=None, revocation_log_index=None, created_at=self._clock.now_ms(),
-        )  # fmt: skip
+            device_id=device_id,
+            user_id=principal.user_id,
+            org_id=principal.org_id,
+            signing_public=signing_public,
+            kem_public=kem_public,
+            label=label,
+            status="pending",
+            cert_log_index=None,
+            revocation_log_index=None,
+            created_at=self._clock.now_ms(),
+        )
         await self._devices.add(device)
-        await self._devices.audit(principal.org_id, principal.user_id, "device.enrolled",
-                                  device_id.hex(), self._clock.now_ms())  # fmt: skip
+        await self._devices.audit(
+            principal.org_id,
+            principal.user_id,
+            "device.enrolled",
+            device_id.hex(),
+            self._clock.now_ms(),
+        )
         return device
 
     async def device(self, principal: Principal, device_id: bytes) -> Device:
@@ -94,6 +107,50 @@ class OrganisationService:
         if device.user_id != principal.user_id and not self._admin_of(principal, device.org_id):
             raise NO_DEVICE  # another organisation's devices do not exist for this caller
         return device
+
+    async def link(self, principal: Principal, new_device_id: bytes, link_bytes: bytes) -> int:
+        """One of the user's certified devices vouches for their new, certified device (outline
+        §2): clients then admit it to the user's threads without a separate human approval."""
+        try:
+            link = DeviceLink.decode(link_bytes)
+        except (DecodeError, KoppiError):
+            raise bad_certificate("not a device link") from None
+        new = await self._devices.get(new_device_id)
+        existing = await self._devices.get(link.existing_device_id)
+        if new is None or existing is None or new.user_id != principal.user_id:
+            raise NO_DEVICE
+        if (
+            link.new_device_id != new_device_id
+            or existing.user_id != principal.user_id
+            or (link.user_id != principal.user_id.bytes)
+        ):
+            raise bad_certificate("a link joins two devices of the caller")
+        if new.status != "approved" or existing.status != "approved":
+            raise ApiError(409, "koppi.device_not_approved", "both devices must be certified")
+        if self._log is None:
+            raise NO_LOG
+        ((_, _, cert_bytes),) = await self._log.entries(
+            new.cert_log_index or 0, (new.cert_log_index or 0) + 1
+        )
+        if link.new_cert_hash != sha256(cert_bytes):
+            raise bad_certificate("the link names another certificate of the new device")
+        try:
+            ed25519_verify(
+                existing.signing_public,
+                Encoder("koppi/v1/device-link-sig").bytes(link.core()).finish(),
+                link.signature,
+            )
+        except AuthFailed:
+            raise bad_certificate("the existing device's signature does not verify") from None
+        index = await self._log.append("link", link_bytes)
+        await self._devices.audit(
+            new.org_id,
+            principal.user_id,
+            "device.linked",
+            new_device_id.hex(),
+            self._clock.now_ms(),
+        )
+        return index
 
     # --- organisation admins --------------------------------------------------------------
 
@@ -152,21 +209,27 @@ class OrganisationService:
         except (DecodeError, KoppiError):
             raise bad_certificate("not a device certificate") from None
         if (cert.device_id, cert.org_id, cert.user_id, cert.signing_public, cert.kem_public) != (
-            device.device_id, device.org_id.bytes, device.user_id.bytes, device.signing_public,
+            device.device_id,
+            device.org_id.bytes,
+            device.user_id.bytes,
+            device.signing_public,
             device.kem_public,
-        ):  # fmt: skip
+        ):
             raise bad_certificate("the certificate is for other keys, another user or organisation")
         org = await self._live_key(device.org_id, cert.org_key_id)
         try:
-            ed25519_verify(org.org_public,
-                           Encoder("koppi/v1/device-cert-sig").bytes(cert.core()).finish(),
-                           cert.org_sig)  # fmt: skip
+            ed25519_verify(
+                org.org_public,
+                Encoder("koppi/v1/device-cert-sig").bytes(cert.core()).finish(),
+                cert.org_sig,
+            )
         except AuthFailed:
             raise bad_certificate("the organisation key's signature does not verify") from None
         index = await self._log.append("device", cert_bytes)
         await self._devices.set_status(device_id, "approved", cert_log_index=index)
-        await self._devices.audit(device.org_id, admin.user_id, "device.approved",
-                                  device_id.hex(), self._clock.now_ms())  # fmt: skip
+        await self._devices.audit(
+            device.org_id, admin.user_id, "device.approved", device_id.hex(), self._clock.now_ms()
+        )
         return index
 
     async def revoke(self, admin: Principal, device_id: bytes, revocation_bytes: bytes) -> int:
@@ -190,13 +253,16 @@ class OrganisationService:
             raise bad_certificate("the revocation names another device or organisation")
         org = await self._live_key(device.org_id, rev.signer_key_id)
         try:
-            ed25519_verify(org.org_public,
-                           Encoder("koppi/v1/revocation-sig").bytes(rev.core()).finish(),
-                           rev.signature)  # fmt: skip
+            ed25519_verify(
+                org.org_public,
+                Encoder("koppi/v1/revocation-sig").bytes(rev.core()).finish(),
+                rev.signature,
+            )
         except AuthFailed:
             raise bad_certificate("the organisation key's signature does not verify") from None
         index = await self._log.append("revocation", revocation_bytes)
         await self._devices.set_status(device_id, "revoked", revocation_log_index=index)
-        await self._devices.audit(device.org_id, admin.user_id, "device.revoked",
-                                  device_id.hex(), self._clock.now_ms())  # fmt: skip
+        await self._devices.audit(
+            device.org_id, admin.user_id, "device.revoked", device_id.hex(), self._clock.now_ms()
+        )
         return index

@@ -170,3 +170,50 @@ async def test_weak_and_duplicate_enrolments_are_refused(cast: Cast) -> None:
     assert (await call(cast, "alice", "POST", "/api/devices", again, 409))["error"][
         "code"
     ] == "koppi.device_exists"
+
+
+async def certified(cast: Cast, user: str = "alice") -> tuple[SigningKey, KemKey, dict[str, Any]]:
+    signing, kem, device = await enrol(cast, user)
+    cert = certificate(cast, signing, kem, user_id=cast.users[user].bytes)
+    await call(
+        cast,
+        "anna",
+        "POST",
+        f"/api/org/devices/{device['device_id']}/certificate",
+        {"certificate": b64u(cert)},
+    )
+    device["cert"] = cert
+    return signing, kem, device
+
+
+async def test_a_users_new_device_is_linked_from_an_existing_one(cast: Cast) -> None:
+    from crypto.identity import DeviceLink
+
+    await admitted_kela(cast)
+    laptop_key, _, _ = await certified(cast)
+    _, _, phone = await certified(cast)
+    link = DeviceLink.issue(
+        laptop_key,
+        user_id=cast.users["alice"].bytes,
+        new_cert=DeviceCert.decode(phone["cert"]),
+        issued_at=3,
+    )
+    path = f"/api/devices/{phone['device_id']}/link"
+    done = await call(cast, "alice", "POST", path, {"link": b64u(link.encode())})
+    assert done["log_index"] > 0
+    # Another user cannot link alice's devices, and a forged signature is refused.
+    assert (await call(cast, "mallory", "POST", path, {"link": b64u(link.encode())}, 404))["error"][
+        "code"
+    ] == "koppi.unknown_device"
+    forged = DeviceLink(
+        link.user_id,
+        link.existing_device_id,
+        link.new_device_id,
+        link.new_cert_hash,
+        link.issued_at,
+        bytes(64),
+    )
+    bad = await call(cast, "alice", "POST", path, {"link": b64u(forged.encode())}, 400)
+    assert bad["error"]["code"] == "koppi.bad_certificate"
+    trail = await call(cast, "anna", "GET", "/api/org/audit")
+    assert "device.linked" in [e["action"] for e in trail["events"]]
