@@ -16,3 +16,13 @@ def render(name: str, **context: object) -> web.Response:
 @routes.get("/")
 async def index(_request: web.Request) -> web.Response:
     return render("login.html", title="Koppi")
+
+
+@routes.get("/devices")
+async def devices(_request: web.Request) -> web.Response:
+    return render("devices.html", title="Koppi — this device")
+
+
+@routes.get("/admin")
+async def admin(_request: web.Request) -> web.Response:
+    return render("admin.html", title="Koppi — organisation admin")

@@ -285,3 +285,25 @@ export class TrustStore {
 }
 
 export { hashFields };
+
+// --- issuing (an organisation admin's browser) ---------------------------------------------
+
+/** A DeviceCert signed with the organisation key (a SigningKey held in this browser). */
+export async function issueDeviceCert(orgKey, { orgId, userId, signingPublic, kemPublic, roles, notBefore, notAfter }) {
+  const enc = new TextEncoder();
+  const core = new Encoder("koppi/v1/device-cert").bytes(orgId).bytes(userId)
+    .bytes(await deviceIdOf(signingPublic)).bytes(checkEd25519Public(signingPublic))
+    .bytes(checkX25519Public(kemPublic)).list(roles.map((r) => enc.encode(r))).u64(notBefore)
+    .u64(notAfter).bytes(await keyId(orgKey.public)).finish();
+  const sig = await orgKey.sign(sigMessage("koppi/v1/device-cert-sig", core));
+  return new Encoder("koppi/v1/device-cert-signed").bytes(core).bytes(sig).finish();
+}
+
+/** A Revocation of a device, signed with the organisation key. */
+export async function issueDeviceRevocation(orgKey, { orgId, deviceId, reason, issuedAt }) {
+  const core = new Encoder("koppi/v1/revocation").u8(1).bytes(orgId).bytes(deviceId).text(reason)
+    .u64(issuedAt).finish();
+  const sig = await orgKey.sign(sigMessage("koppi/v1/revocation-sig", core));
+  return new Encoder("koppi/v1/revocation-signed").bytes(core).bytes(await keyId(orgKey.public))
+    .bytes(sig).finish();
+}

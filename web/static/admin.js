@@ -1,0 +1,87 @@
+// An organisation admin: keeps the organisation's signing key in this browser (non-extractable),
+// approves devices after comparing fingerprints (the certificate is signed here, the server only
+// checks and logs it), revokes devices, and reads the audit trail.
+
+import { KeyStore } from "/static/protocol/keystore.js";
+import { SigningKey } from "/static/protocol/primitives.js";
+import { hex } from "/static/protocol/encoding.js";
+import { issueDeviceCert, issueDeviceRevocation } from "/static/protocol/identity.js";
+import { api, el, unb64u, uuidBytes } from "/static/app-common.js";
+
+const keyInfo = document.getElementById("org-key");
+const pendingList = document.getElementById("pending");
+const approvedList = document.getElementById("approved");
+const trail = document.getElementById("audit");
+const message = document.getElementById("admin-status");
+let orgKey = null;
+let me = null;
+
+async function loadKey(create) {
+  const store = await KeyStore.open();
+  let saved = await store.get("keys", "org");
+  if (!saved && create) {
+    const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+    saved = { key: pair.privateKey, public: new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey)) };
+    await store.put("keys", "org", saved);
+  }
+  orgKey = saved ? new SigningKey(saved.key, saved.public) : null;
+  keyInfo.textContent = orgKey ? hex(orgKey.public) : "No organisation key in this browser.";
+}
+
+async function approve(device) {
+  const now = Math.floor(Date.now() / 1000);
+  const cert = await issueDeviceCert(orgKey, {
+    orgId: uuidBytes(me.org), userId: uuidBytes(device.user), signingPublic: unb64u(device.signing_public),
+    kemPublic: unb64u(device.kem_public), roles: ["professional"], notBefore: now, notAfter: now + 365 * 86400,
+  });
+  await api("POST", `/api/org/devices/${device.device_id}/certificate`, { certificate: b64(cert) });
+}
+
+async function revoke(device) {
+  const rev = await issueDeviceRevocation(orgKey, {
+    orgId: uuidBytes(me.org), deviceId: unb64u(device.device_id), reason: "lost", issuedAt: Math.floor(Date.now() / 1000),
+  });
+  await api("POST", `/api/org/devices/${device.device_id}/revocation`, { revocation: b64(rev) });
+}
+
+function b64(bytes) {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function row(device, label, action) {
+  const li = el("li");
+  li.append(el("span", `${device.label} — ${device.fingerprint}`, { class: "fingerprint" }));
+  const button = el("button", label);
+  button.addEventListener("click", async () => {
+    try {
+      await action(device);
+      message.textContent = `${label}: done.`;
+    } catch (e) {
+      message.textContent = `${e.code ?? "error"}: ${e.message}`;
+    }
+    await refresh();
+  });
+  li.append(button);
+  return li;
+}
+
+async function refresh() {
+  const pending = (await api("GET", "/api/org/devices?status=pending")).devices;
+  const approved = (await api("GET", "/api/org/devices?status=approved")).devices;
+  pendingList.replaceChildren(...pending.map((d) => row(d, "Approve", approve)));
+  approvedList.replaceChildren(...approved.map((d) => row(d, "Revoke", revoke)));
+  const events = (await api("GET", "/api/org/audit")).events;
+  trail.replaceChildren(...events.map((e) => el("li", `${new Date(e.at).toISOString()} ${e.action} ${e.subject.slice(0, 16)}`)));
+}
+
+async function start() {
+  me = await api("GET", "/api/me");
+  await loadKey(false);
+  document.getElementById("create-key").addEventListener("click", () => loadKey(true));
+  document.getElementById("refresh").addEventListener("click", refresh);
+  await refresh();
+}
+
+start().catch((e) => { message.textContent = `${e.code ?? "error"}: ${e.message}`; });
