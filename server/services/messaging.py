@@ -99,6 +99,9 @@ class MessagingService:
     async def threads_of(self, principal: Principal) -> dict[uuid.UUID, int]:
         return await self._threads.threads_of(principal.user_id)
 
+    async def threads_of_user(self, user_id: uuid.UUID) -> frozenset[uuid.UUID]:
+        return frozenset(await self._threads.threads_of(user_id))
+
     async def require_member(self, principal: Principal, thread_id: uuid.UUID) -> None:
         """Deny by default: the sender must be a member of the thread right now."""
         loading = self._members.get(thread_id)

@@ -11,6 +11,7 @@ written to that organisation's audit trail.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from crypto.clock import Clock
@@ -38,6 +39,7 @@ FORBIDDEN = ApiError(
     403, "koppi.forbidden", "only an admin of the device's organisation may do that"
 )
 NO_DEVICE = ApiError(404, "koppi.unknown_device", "no such device")
+CLOCK_SKEW_S = 300  # a certificate dated this far in the admin's future is still accepted
 NO_LOG = ApiError(503, "koppi.log_unavailable", "this server runs without a transparency log")
 
 
@@ -63,6 +65,9 @@ class OrganisationService:
         self, devices: DeviceRepository, translog: TransparencyLog | None, clock: Clock
     ) -> None:
         self._devices, self._log, self._clock = devices, translog, clock
+        # Called after a revocation is logged: the websocket layer cuts the device off and tells
+        # the members of its threads, whose clients then commit its removal (a new epoch).
+        self.on_revoked: Callable[[Device, int], Awaitable[None]] | None = None
 
     # --- professionals --------------------------------------------------------------------
 
@@ -216,6 +221,9 @@ class OrganisationService:
             device.kem_public,
         ):
             raise bad_certificate("the certificate is for other keys, another user or organisation")
+        now = self._clock.now()
+        if not (cert.not_before <= now + CLOCK_SKEW_S and now < cert.not_after):
+            raise bad_certificate("the certificate is expired or not yet valid")
         org = await self._live_key(device.org_id, cert.org_key_id)
         try:
             ed25519_verify(
@@ -262,6 +270,8 @@ class OrganisationService:
             raise bad_certificate("the organisation key's signature does not verify") from None
         index = await self._log.append("revocation", revocation_bytes)
         await self._devices.set_status(device_id, "revoked", revocation_log_index=index)
+        if self.on_revoked is not None:
+            await self.on_revoked(device, index)
         await self._devices.audit(
             device.org_id, admin.user_id, "device.revoked", device_id.hex(), self._clock.now_ms()
         )

@@ -41,6 +41,7 @@ class Label(msgspec.Struct, forbid_unknown_fields=True):
 class Hello(msgspec.Struct, tag="hello", tag_field="type", forbid_unknown_fields=True):
     v: int
     resume: Annotated[dict[uuid.UUID, Seq], msgspec.Meta(max_length=10_000)] = {}
+    device: Annotated[str, msgspec.Meta(max_length=64)] | None = None  # base64url device id
 
 
 class Send(msgspec.Struct, tag="send", tag_field="type", forbid_unknown_fields=True):
@@ -88,6 +89,13 @@ class Error(msgspec.Struct, tag="error", tag_field="type", omit_defaults=True):
     code: str
     message: str
     id: str | None = None
+
+
+class DeviceRevoked(msgspec.Struct, tag="device_revoked", tag_field="type"):
+    """A device of a member was revoked: members commit its removal before they send again."""
+
+    device: str
+    log_index: int
 
 
 class Pong(msgspec.Struct, tag="pong", tag_field="type"):

@@ -16,20 +16,23 @@ import functools
 import itertools
 import typing
 import uuid
+import weakref
 
 import msgspec
 import structlog
 from aiohttp import WSMsgType, web
 
 from crypto.clock import Clock
-from server.appkeys import AUTHENTICATOR, BUS, CLOCK, CONFIG, MESSAGING, METRICS, SOCKETS
+from server.appkeys import AUTHENTICATOR, BUS, CLOCK, CONFIG, MESSAGING, METRICS, ORGS, SOCKETS
 from server.bus import Delivery, FanoutBus, Subscription
 from server.config import Config
+from server.db.tables import Device
 from server.errors import ApiError
 from server.metrics import Metrics
 from server.principal import Principal
 from server.repositories.threads import NewEnvelope
 from server.services.messaging import Accepted, MessagingService
+from server.services.organisations import OrganisationService
 from server.ws import frames
 from server.ws.frames import b64u_decode, b64u_encode
 
@@ -38,6 +41,7 @@ log = structlog.get_logger(__name__)
 MAX_IN_FLIGHT = 64  # sends awaiting their commit per connection; more pauses reading
 OUTBOX_BYTES = 4 * 1024 * 1024  # bytes a slow reader may leave unread before it is dropped
 SLOW_CONSUMER = 4008  # websocket close code: too slow, reconnect and resume (nothing is lost)
+DEVICE_REVOKED = 4010  # websocket close code: this device was revoked by its organisation
 BACKLOG_PAGE = 500
 HOLD_MAX = 4096  # live deliveries held during a backlog read; past this, re-read instead
 
@@ -76,6 +80,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     conn = Connection(
         ws, transport, principal, app[MESSAGING], app[BUS], app[CLOCK], cfg, app[METRICS]
     )
+    conn.orgs = app[ORGS]
+    app[CONNECTIONS].add(conn)
     app[SOCKETS].add(ws)
     app[METRICS].connections.inc()
     try:
@@ -115,6 +121,8 @@ class Connection:
         self.delivered = 0
         self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.subscription: Subscription | None = None
+        self.device_id: bytes | None = None  # the device this connection speaks for, if named
+        self.orgs: OrganisationService | None = None
         self.last: dict[uuid.UUID, int] = {}  # highest seq sent, per thread
         self.held: list[Delivery] | None = None  # None: live; a list: reading the backlog
         self.overflowed = False
@@ -166,6 +174,13 @@ class Connection:
             raise ApiError(400, "koppi.frame_invalid", "hello was already sent")
         if hello.v != frames.PROTOCOL_VERSION:
             raise ApiError(400, "koppi.unsupported_version", "this server speaks version 1")
+        if hello.device is not None:
+            device_id = b64u_decode(hello.device, field="device", length=32)
+            assert self.orgs is not None  # set by websocket() before the first frame
+            device = await self.orgs.device(self.principal, device_id)  # 404 if not the caller's
+            if device.user_id != self.principal.user_id or device.status != "approved":
+                raise ApiError(403, "koppi.device_not_approved", "this device is not approved")
+            self.device_id = device_id
         heads = await self.messaging.threads_of(self.principal)
         strangers = [t for t in hello.resume if t not in heads]
         if strangers:
@@ -301,6 +316,21 @@ class Connection:
             self.log.info("ws.slow_consumer")
             self.closing = asyncio.create_task(self._close_slow())
 
+    def notify(self, frame: msgspec.Struct) -> None:
+        """Queue a server notice (not an envelope) behind whatever is already queued."""
+        self._put(frame)
+
+    def close_revoked(self) -> None:
+        if self.closing is None and not self.ws.closed:
+            self.outbox.clear()
+            self.closing = asyncio.create_task(self._close_revoked())
+
+    async def _close_revoked(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self.ws.close(code=DEVICE_REVOKED, message=b"koppi.device_revoked"), 2
+            )
+
     async def _close_slow(self) -> None:
         self.outbox.clear()
         with contextlib.suppress(TimeoutError):
@@ -375,3 +405,19 @@ def _frame_id(data: str) -> str | None:
         return None
     value = raw.get("id") if isinstance(raw, dict) else None
     return value if isinstance(value, str) and len(value) <= 64 else None
+
+
+CONNECTIONS: web.AppKey[weakref.WeakSet[Connection]] = web.AppKey("ws_connections")
+
+
+async def device_revoked(app: web.Application, device: Device, log_index: int) -> None:
+    """Cut a revoked device off at once (close 4010), and tell the members of its user's threads,
+    whose clients commit its removal before they send again (docs/protocol.md §5.6)."""
+    threads = await app[MESSAGING].threads_of_user(device.user_id)
+    notice = frames.DeviceRevoked(device=b64u_encode(device.device_id), log_index=log_index)
+    live: weakref.WeakSet[Connection] = app[CONNECTIONS]
+    for conn in list(live):
+        if conn.device_id == device.device_id:
+            conn.close_revoked()
+        elif conn.subscription is not None and conn.subscription.threads & threads:
+            conn.notify(notice)

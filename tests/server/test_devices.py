@@ -147,8 +147,12 @@ async def test_certificates_the_log_does_not_back_are_refused(cast: Cast) -> Non
     signing, kem, device = await enrol(cast)
     path = f"/api/org/devices/{device['device_id']}/certificate"
     other = KemKey.generate(RNG)
+    now = cast.clock.now()
     for cert in (
         certificate(cast, signing, kem, key=STRANGER),  # no such organisation key in the log
+        certificate(cast, signing, kem, org_id=cast.org_b.bytes),  # for another organisation
+        certificate(cast, signing, kem, not_after=now - 1),  # expired
+        certificate(cast, signing, kem, not_before=now + 3600),  # not yet valid
         certificate(cast, signing, other),  # for other keys than enrolled
         certificate(cast, signing, kem, user_id=cast.users["mallory"].bytes),  # another user
         b"not a certificate",
@@ -217,3 +221,80 @@ async def test_a_users_new_device_is_linked_from_an_existing_one(cast: Cast) -> 
     assert bad["error"]["code"] == "koppi.bad_certificate"
     trail = await call(cast, "anna", "GET", "/api/org/audit")
     assert "device.linked" in [e["action"] for e in trail["events"]]
+
+
+async def test_a_suspended_organisations_key_certifies_nothing(cast: Cast) -> None:
+    from crypto.identity import SUBJECT_ORG_KEY
+
+    kela = await admitted_kela(cast)
+    signing, kem, device = await enrol(cast)
+    suspension = Revocation.issue(
+        ROOT,
+        subject_kind=SUBJECT_ORG_KEY,
+        org_id=cast.org_a.bytes,
+        subject=kela.key_id,
+        reason="other",
+        issued_at=5,
+    )
+    await cast.app[TRANSLOG].append("revocation", suspension.encode())
+    refused = await call(
+        cast,
+        "anna",
+        "POST",
+        f"/api/org/devices/{device['device_id']}/certificate",
+        {"certificate": b64u(certificate(cast, signing, kem))},
+        400,
+    )
+    assert refused["error"]["code"] == "koppi.bad_certificate"
+
+
+async def test_a_revoked_device_is_cut_off_at_once_and_members_are_told(cast: Cast) -> None:
+    from aiohttp import WSMsgType
+
+    await admitted_kela(cast)
+    _, _, pending = await enrol(cast)
+    _, _, device = await certified(cast)
+
+    async def connect(user: str, device_id: str | None) -> Any:
+        token = await cast.token(user)
+        ws = await cast.client.ws_connect("/ws", headers={"Authorization": f"Bearer {token}"})
+        hello: dict[str, Any] = {"type": "hello", "v": 1}
+        if device_id is not None:
+            hello["device"] = device_id
+        await ws.send_json(hello)
+        return ws, await ws.receive_json()
+
+    _, refused = await connect("alice", pending["device_id"])  # not approved yet
+    assert refused["code"] == "koppi.device_not_approved"
+    _, foreign = await connect("bob", device["device_id"])  # alice's device, not bob's
+    assert foreign["code"] == "koppi.unknown_device"
+    alice, ready = await connect("alice", device["device_id"])
+    bob, _ = await connect("bob", None)
+    assert ready["type"] == "ready"
+    rev = Revocation.issue(
+        KELA_KEY,
+        subject_kind=SUBJECT_DEVICE,
+        org_id=cast.org_a.bytes,
+        subject=base64.urlsafe_b64decode(device["device_id"] + "="),
+        reason="lost",
+        issued_at=2,
+    )
+    done = await call(
+        cast,
+        "anna",
+        "POST",
+        f"/api/org/devices/{device['device_id']}/revocation",
+        {"revocation": b64u(rev.encode())},
+    )
+    closed = await alice.receive(timeout=5)
+    assert (closed.type, closed.data, closed.extra) == (
+        WSMsgType.CLOSE,
+        4010,
+        "koppi.device_revoked",
+    )
+    notice = await bob.receive_json(timeout=5)
+    assert notice == {
+        "type": "device_revoked",
+        "device": device["device_id"],
+        "log_index": done["log_index"],
+    }
