@@ -1,46 +1,53 @@
 """`koppi monitor`: an organisation's witness of the transparency log (docs/protocol.md §4.5).
 
-Each round it fetches the newest signed tree head and every entry it has not seen, recomputes the
-tree from all the leaves it holds, and cosigns the head only if
+Each round it fetches the newest signed tree head and every entry it has not seen, replays them
+into a `TrustStore` (`client.trust.LogFollower`: the recomputed tree must be the head's tree) and
+cosigns the head only if
 
-- the log key signed it and the recomputed root is the head's root (so the head extends every
-  head this monitor saw before: the old leaves are a prefix of the new tree), and
+- the log key signed it and its tree extends every head this monitor saw before (the leaves it
+  saw are a prefix of the new tree), and
 - no two commit heads name the same (thread, epoch) (a fork of a thread).
 
-It reports every new entry that names its organisation (keys, rotations, device certificates,
-revocations), so the organisation's admin can see one they did not issue. Its state (the leaf
-hashes and the last head) lives in one JSON file.
+A witness vouches for one history, not for every entry in it, so it still cosigns a consistent
+head that holds a bad entry, but it alerts on
+
+- an entry naming its organisation that does not verify: a certificate, revocation or link not
+  signed by a logged key of the organisation, which only its admins hold (clients refuse such
+  entries too; the alert says someone tried);
+- a device the server lists as approved for the organisation without a verified certificate in
+  the log at the index the server names (a ghost device; needs an `org-admin` token);
+- browser code served under `/static/` that is not the newest release in the log.
+
+It reports every valid new entry naming its organisation, so an admin can spot one they did not
+issue (a stolen organisation key). Its state (the leaf hashes and commit heads it saw) is one JSON
+file; after a restart it replays the log from the start to rebuild its trust store.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from client.trust import Entry, LogFollower, LogMismatch, b64u, fetch_entries, unb64u
 from crypto.clock import Clock
-from crypto.consent import ConsentRecord
-from crypto.encoding import Decoder
 from crypto.errors import KoppiError
-from crypto.identity import DeviceCert, OrgCert, Revocation
-from crypto.merkle import MerkleTree, leaf_hash
-from crypto.primitives import SigningKey, ed25519_verify
-from crypto.treehead import Cosignature, CosignedTreeHead, key_id
+from crypto.identity import DeviceCert, DeviceLink, OrgCert, Revocation, TrustStore
+from crypto.logentries import CommitHead, WebManifest
+from crypto.primitives import SigningKey, sha256
+from crypto.treehead import Cosignature, CosignedTreeHead, LogConfig, LogView, key_id
 
 GetJson = Callable[[str], Awaitable[Any]]
+GetBytes = Callable[[str], Awaitable[bytes]]
 PostJson = Callable[[str, dict[str, Any]], Awaitable[Any]]
-PAGE = 1000
+
+__all__ = ["Forbidden", "Monitor", "Round", "b64u", "unb64u"]
 
 
-def b64u(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def unb64u(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+class Forbidden(Exception):
+    """What `get` raises when the server answers 403 (the device check needs an org-admin)."""
 
 
 @dataclass
@@ -49,16 +56,12 @@ class Round:
 
     size: int
     cosigned: bool
-    alerts: list[str] = field(default_factory=list)  # the head was refused
-    ours: list[str] = field(default_factory=list)  # entries naming our organisation
+    alerts: list[str] = field(default_factory=list)  # something an admin must look at
+    ours: list[str] = field(default_factory=list)  # valid new entries naming our organisation
+    notes: list[str] = field(default_factory=list)  # checks that could not run
 
 
-def leaf_input(kind: str, payload: bytes) -> bytes:
-    """What the log hashed for an entry of `kind` whose fetched data is `payload`."""
-    return ConsentRecord.decode(payload).log_entry() if kind == "consent" else payload
-
-
-def names_org(kind: str, payload: bytes, org_id: bytes) -> bool:
+def names_org(kind: str, payload: bytes, org_id: bytes, trust: TrustStore) -> bool:
     try:
         if kind == "org":
             return OrgCert.decode(payload).org_id == org_id
@@ -66,16 +69,12 @@ def names_org(kind: str, payload: bytes, org_id: bytes) -> bool:
             return DeviceCert.decode(payload).org_id == org_id
         if kind == "revocation":
             return Revocation.decode(payload).org_id == org_id
+        if kind == "link":
+            known = trust.device(DeviceLink.decode(payload).new_device_id)
+            return known is not None and known.org_id == org_id
     except KoppiError:
         return False
     return False
-
-
-def commit_head(payload: bytes) -> tuple[bytes, int, bytes]:
-    dec = Decoder(payload, "koppi/v1/log-commit-head")
-    head = (dec.bytes(length=16), dec.u64(), dec.bytes(length=32))
-    dec.finish()
-    return head
 
 
 class Monitor:
@@ -85,15 +84,19 @@ class Monitor:
         post: PostJson,
         *,
         log_public: bytes,
+        root_public: bytes,
         witness: SigningKey,
         org_id: bytes,
         state: Path,
         clock: Clock,
+        get_bytes: GetBytes | None = None,
     ) -> None:
-        self._get, self._post = get, post
-        self._log_public, self._witness, self._org = log_public, witness, org_id
+        self._get, self._post, self._get_bytes = get, post, get_bytes
+        self._log_config = LogConfig(log_public, {}, 0)  # a witness checks heads, needs no quorum
+        self._root_public = root_public
+        self._witness, self._org = witness, org_id
         self._state_path, self._clock = state, clock
-        self._leaves: list[bytes] = []
+        self._leaves: list[bytes] = []  # leaf hashes of every head this monitor cosigned
         self._commit_heads: dict[tuple[bytes, int], bytes] = {}
         if state.exists():
             saved = json.loads(state.read_text())
@@ -101,6 +104,12 @@ class Monitor:
             self._commit_heads = {
                 (bytes.fromhex(t), int(e)): bytes.fromhex(h) for t, e, h in saved["commit_heads"]
             }
+        self._follower = self._new_follower()
+        self._release: bytes | None = None  # the newest web release manifest in the log
+
+    def _new_follower(self) -> LogFollower:
+        view = LogView(self._log_config, self._clock)
+        return LogFollower(TrustStore(self._root_public, view))
 
     def _save(self) -> None:
         self._state_path.write_text(
@@ -115,40 +124,66 @@ class Monitor:
         )
 
     async def check_once(self) -> Round:
+        try:
+            approved = await self._approved_devices()
+        except Forbidden:
+            approved = None
         body = await self._get("/api/log/head")
         cth = CosignedTreeHead.decode(unb64u(body["head"]))
         head = cth.head
         found = Round(head.size, cosigned=False)
+        if approved is None:
+            found.notes.append("device check skipped: the monitor's account is not an org-admin")
         try:
-            if head.log_id != key_id(self._log_public):
-                raise KoppiError("head of another log", code="koppi.unknown_log")
-            ed25519_verify(self._log_public, head.encode(), cth.signature)
+            self._log_config.verify(cth)
         except KoppiError as e:
             found.alerts.append(f"head not signed by the log key ({e.code})")
             return found
-        if head.size < len(self._leaves):
-            found.alerts.append(f"the log shrank from {len(self._leaves)} to {head.size} entries")
+        seen = len(self._leaves)
+        if head.size < seen:
+            found.alerts.append(f"the log shrank from {seen} to {head.size} entries")
             return found
-        leaves = list(self._leaves)
-        commit_heads = dict(self._commit_heads)
-        for start in range(len(leaves), head.size, PAGE):
-            end = min(start + PAGE, head.size)
-            page = await self._get(f"/api/log/entries?start={start}&end={end}")
-            for entry in page["entries"]:
-                kind, payload = entry["kind"], unb64u(entry["data"])
-                leaves.append(leaf_hash(leaf_input(kind, payload)))
-                if names_org(kind, payload, self._org):
-                    found.ours.append(f"{kind} at index {entry['index']}")
-                if kind == "commit-head":
-                    thread, epoch, commit_hash = commit_head(payload)
-                    seen = commit_heads.setdefault((thread, epoch), commit_hash)
-                    if seen != commit_hash:
-                        found.alerts.append(
-                            f"two commits for thread {thread.hex()} epoch {epoch}: a fork"
-                        )
-        if len(leaves) != head.size or MerkleTree.from_leaf_hashes(leaves).root() != head.root:
+        follower = self._follower if self._follower.size >= seen else self._new_follower()
+        entries = await fetch_entries(self._get, follower.size, head.size)
+        try:
+            follower.advance(cth, entries)
+        except LogMismatch:
             found.alerts.append("the head's root is not the tree of the entries served")
-        if found.alerts:
+            self._follower = self._new_follower()
+            return found
+        except KoppiError as e:
+            found.alerts.append(f"the head was refused ({e.code}: {e.message})")
+            self._follower = self._new_follower()
+            return found
+        self._follower = follower
+        leaves = follower.leaf_hashes()
+        if leaves[:seen] != self._leaves:
+            found.alerts.append("the head's root is not the tree of the entries served before")
+            return found
+        commit_heads = dict(self._commit_heads)
+        forked = False
+        for entry in entries:
+            if entry.kind == "commit-head":
+                forked |= self._fork(entry, commit_heads, found)
+            if entry.kind == "web-release":
+                self._release = entry.payload
+            if entry.index >= seen and names_org(
+                entry.kind, entry.payload, self._org, follower.trust
+            ):
+                refused = follower.refused.get(entry.index)
+                if refused is None:
+                    found.ours.append(f"{entry.kind} at index {entry.index}")
+                else:
+                    found.alerts.append(
+                        f"{entry.kind} at index {entry.index} names our organisation but does not"
+                        f" verify ({refused.code}: {refused.message})"
+                    )
+        if approved is not None:
+            self._check_devices(approved, head.size, found)
+        if self._get_bytes is not None:
+            await self._check_release(found)
+        if forked:
+            self._follower = self._new_follower()  # replay next round: the fork stays visible
             return found
         now = max(self._clock.now_ms(), head.timestamp_ms)
         witness_id = key_id(self._witness.public)
@@ -166,3 +201,50 @@ class Monitor:
         self._save()
         found.cosigned = True
         return found
+
+    @staticmethod
+    def _fork(entry: Entry, commit_heads: dict[tuple[bytes, int], bytes], found: Round) -> bool:
+        try:
+            ch = CommitHead.decode(entry.payload)
+        except KoppiError:
+            found.alerts.append(f"commit head at index {entry.index} is malformed")
+            return False
+        seen = commit_heads.setdefault((ch.thread_id, ch.epoch), ch.commit_hash)
+        if seen != ch.commit_hash:
+            thread = ch.thread_id.hex()
+            found.alerts.append(f"two commits for thread {thread} epoch {ch.epoch}: a fork")
+            return True
+        return False
+
+    async def _approved_devices(self) -> list[dict[str, Any]]:
+        body = await self._get("/api/org/devices?status=approved")
+        devices: list[dict[str, Any]] = body["devices"]
+        return devices
+
+    def _check_devices(self, approved: list[dict[str, Any]], size: int, found: Round) -> None:
+        """Every device the server treats as approved must have its certificate verified in the
+        log at the index the server names (listed before the head was fetched, so a device
+        approved meanwhile has a certificate below the head's size, or is checked next round)."""
+        trust = self._follower.trust
+        for d in approved:
+            index = d.get("cert_log_index")
+            if isinstance(index, int) and index >= size:
+                continue
+            device = trust.device(unb64u(d["device_id"]))
+            if device is None or device.cert_log_index != index:
+                found.alerts.append(
+                    f"the server lists device {d['device_id']} as approved, but the log holds no"
+                    f" valid certificate for it at index {index}: a ghost device"
+                )
+
+    async def _check_release(self, found: Round) -> None:
+        assert self._get_bytes is not None
+        release = await self._get("/api/release")
+        manifest = WebManifest.decode(unb64u(release["manifest"]))
+        if self._release != manifest.encode():
+            found.alerts.append(
+                f"the served browser release {manifest.version} is not the newest logged release"
+            )
+        for path, digest in manifest.files.items():
+            if sha256(await self._get_bytes(f"/static/{path}")) != digest:
+                found.alerts.append(f"/static/{path} differs from the logged release")

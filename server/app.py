@@ -22,6 +22,7 @@ from server.appkeys import (
     MESSAGING,
     METRICS,
     ORGS,
+    RELEASE,
     RNG,
     SOCKETS,
     TRANSLOG,
@@ -35,6 +36,7 @@ from server.http import log as log_api
 from server.http.authn import RequestAuthenticator
 from server.http.middleware import access_log, csrf, errors, security_headers
 from server.metrics import Metrics
+from server.release import Release, build_manifest, publish
 from server.repositories.accounts import AccountRepository
 from server.repositories.devices import DeviceRepository
 from server.repositories.threads import ThreadRepository
@@ -68,6 +70,7 @@ def create_app(
     app[METRICS] = Metrics()
     app[BUS] = InProcessBus()
     app[SOCKETS] = weakref.WeakSet()
+    app[RELEASE] = Release(build_manifest(Path(_static_dir())))
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         engine = make_engine(cfg.database_url)
@@ -97,6 +100,8 @@ def create_app(
             )
             await translog.start()
             app[TRANSLOG] = translog
+            app[RELEASE].log_index = await publish(translog, app[RELEASE].manifest)
+            await translog.sign_head()  # so that the first head already covers this release
         app[ORGS] = OrganisationService(DeviceRepository(engine), translog, clock)
         yield
         if translog is not None:

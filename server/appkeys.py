@@ -12,6 +12,7 @@ from server.bus import FanoutBus
 from server.config import Config
 from server.metrics import Metrics
 from server.principal import Authenticator
+from server.release import Release
 from server.services.auth import AuthService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
@@ -28,4 +29,5 @@ AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 MESSAGING = web.AppKey("messaging", MessagingService)
 TRANSLOG = web.AppKey("translog", TransparencyLog)
 ORGS = web.AppKey("organisations", OrganisationService)
+RELEASE = web.AppKey("release", Release)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     monitor.add_argument("--server", required=True, help="e.g. https://koppi.example.fi")
     monitor.add_argument("--log-public-key", required=True, help="hex, as `koppi log init` printed")
+    monitor.add_argument(
+        "--root-public-key", required=True, help="hex, as `koppi root init` printed (pinned)"
+    )
     monitor.add_argument("--witness-key", type=Path, required=True, help="sealed (koppi org key)")
     monitor.add_argument("--org-id", required=True, help="the organisation's id (UUID)")
     monitor.add_argument("--state", type=Path, required=True)
@@ -445,7 +448,7 @@ async def _monitor(args: argparse.Namespace) -> int:
     KOPPI_MONITOR_TOKEN. Exit code 1 if a round raised an alert (with --once)."""
     import aiohttp
 
-    from client.monitor import Monitor
+    from client.monitor import Forbidden, Monitor
 
     token = os.environ.get("KOPPI_MONITOR_TOKEN", "")
     if not token:
@@ -459,8 +462,15 @@ async def _monitor(args: argparse.Namespace) -> int:
 
         async def get(path: str) -> Any:
             async with http.get(path) as r:
+                if r.status == 403:
+                    raise Forbidden(path)
                 r.raise_for_status()
                 return await r.json()
+
+        async def get_bytes(path: str) -> bytes:
+            async with http.get(path) as r:
+                r.raise_for_status()
+                return await r.read()
 
         async def post(path: str, body: dict[str, Any]) -> Any:
             async with http.post(path, json=body) as r:
@@ -471,15 +481,19 @@ async def _monitor(args: argparse.Namespace) -> int:
             get,
             post,
             log_public=bytes.fromhex(args.log_public_key),
+            root_public=bytes.fromhex(args.root_public_key),
             witness=witness,
             org_id=uuid.UUID(args.org_id).bytes,
             state=args.state,
             clock=SystemClock(),
+            get_bytes=get_bytes,
         )
         while True:
             found = await monitor.check_once()
             for line in found.ours:
                 print(f"entry naming our organisation: {line}", flush=True)
+            for line in found.notes:
+                print(f"note: {line}", flush=True)
             for line in found.alerts:
                 print(f"ALERT: {line}", file=sys.stderr, flush=True)
             print(f"log size {found.size}: {'cosigned' if found.cosigned else 'NOT cosigned'}")

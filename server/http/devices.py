@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import msgspec
 from aiohttp import web
 
-from server.appkeys import ORGS
+from server.appkeys import MESSAGING, ORGS
 from server.db.tables import Device
 from server.errors import ApiError
 from server.http.api import parse, require_principal
@@ -134,3 +135,17 @@ async def audit(request: web.Request) -> web.Response:
             ]
         }
     )
+
+
+@routes.get("/api/threads/{thread_id}/devices")
+async def thread_devices(request: web.Request) -> web.Response:
+    """The devices the server says are in a thread's members' hands (members only). The server
+    is not the authority: clients admit a device only with a verified, logged certificate."""
+    principal = await require_principal(request)
+    try:
+        thread_id = uuid.UUID(request.match_info["thread_id"])
+    except ValueError:
+        raise ApiError(403, "koppi.not_member", "not a member of that thread") from None
+    members = await request.app[MESSAGING].require_member(principal, thread_id)
+    devices = await request.app[ORGS].devices_of_members(members)
+    return web.json_response({"devices": [device_json(d) for d in devices]})

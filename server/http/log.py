@@ -9,7 +9,7 @@ import msgspec
 from aiohttp import web
 
 from crypto.treehead import Cosignature
-from server.appkeys import CONFIG, TRANSLOG
+from server.appkeys import CONFIG, RELEASE, TRANSLOG
 from server.errors import ApiError
 from server.http.api import parse, require_principal
 from server.services.translog import TransparencyLog
@@ -92,3 +92,19 @@ async def consistency(request: web.Request) -> web.Response:
     await require_principal(request)
     proof = _log(request).consistency_proof(_int(request, "old"), _int(request, "new"))
     return web.json_response({"proof": [b64u_encode(p) for p in proof]})
+
+
+@routes.get("/api/release")
+async def release(request: web.Request) -> web.Response:
+    """The browser code this server serves, public like the code itself: anyone can check each
+    file under /static/ against it and the manifest's hash against the log."""
+    current = request.app[RELEASE]
+    manifest = current.manifest
+    return web.json_response(
+        {
+            "version": manifest.version,
+            "manifest": b64u_encode(manifest.encode()),
+            "files": {path: b64u_encode(digest) for path, digest in manifest.files.items()},
+            "log_index": current.log_index,
+        }
+    )

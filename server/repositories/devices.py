@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,6 +32,15 @@ class DeviceRepository:
         query = select(Device).where(Device.org_id == org_id).order_by(Device.created_at)
         if status is not None:
             query = query.where(Device.status == status)
+        async with self._engine.connect() as conn:
+            return [Device(**r._mapping) for r in await conn.execute(query)]
+
+    async def approved_of_users(self, user_ids: Iterable[uuid.UUID]) -> list[Device]:
+        query = (
+            select(Device)
+            .where(Device.user_id.in_(list(user_ids)), Device.status == "approved")
+            .order_by(Device.device_id)
+        )
         async with self._engine.connect() as conn:
             return [Device(**r._mapping) for r in await conn.execute(query)]
 

@@ -55,6 +55,19 @@ class LogRepository:
             )
             return [LogEntry(**r._mapping) for r in rows]
 
+    async def latest_of_kind(self, kind: str) -> tuple[int, bytes] | None:
+        """The newest leaf of one kind (index, payload): rare, so no index on `kind`."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(LogEntry.idx, LogEntry.payload)
+                    .where(LogEntry.kind == kind)
+                    .order_by(LogEntry.idx.desc())
+                    .limit(1)
+                )
+            ).first()
+            return None if row is None else (int(row[0]), bytes(row[1]))
+
     async def add_head(self, timestamp_ms: int, size: int, head: bytes) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(

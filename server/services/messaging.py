@@ -102,8 +102,11 @@ class MessagingService:
     async def threads_of_user(self, user_id: uuid.UUID) -> frozenset[uuid.UUID]:
         return frozenset(await self._threads.threads_of(user_id))
 
-    async def require_member(self, principal: Principal, thread_id: uuid.UUID) -> None:
-        """Deny by default: the sender must be a member of the thread right now."""
+    async def require_member(
+        self, principal: Principal, thread_id: uuid.UUID
+    ) -> frozenset[uuid.UUID]:
+        """Deny by default: the caller must be a member of the thread right now. Returns the
+        thread's members (users)."""
         loading = self._members.get(thread_id)
         if loading is None:  # one query per thread however many sends arrive at once
             loading = asyncio.ensure_future(self._threads.members(thread_id))
@@ -115,6 +118,7 @@ class MessagingService:
             raise
         if principal.user_id not in members:
             raise NOT_MEMBER
+        return members
 
     def prefetch_members(self, thread_ids: Iterable[uuid.UUID]) -> None:
         """Load the rosters of threads a connection subscribed to in one query, so that the

@@ -11,7 +11,7 @@ written to that organisation's audit trail.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from crypto.clock import Clock
@@ -112,6 +112,11 @@ class OrganisationService:
         if device.user_id != principal.user_id and not self._admin_of(principal, device.org_id):
             raise NO_DEVICE  # another organisation's devices do not exist for this caller
         return device
+
+    async def devices_of_members(self, members: Iterable[uuid.UUID]) -> list[Device]:
+        """The approved devices of a thread's members, as the server believes them: clients
+        check every one against the log before they wrap a key to it (docs/protocol.md §5.4)."""
+        return await self._devices.approved_of_users(members)
 
     async def link(self, principal: Principal, new_device_id: bytes, link_bytes: bytes) -> int:
         """One of the user's certified devices vouches for their new, certified device (outline

@@ -105,6 +105,10 @@ class TransparencyLog:
                     self._tree.append_leaf_hash(h)
                     return index
 
+    async def latest(self, kind: str) -> tuple[int, bytes] | None:
+        """The newest entry of one kind: its index and the payload clients fetch."""
+        return await self._repo.latest_of_kind(kind)
+
     async def _catch_up(self) -> None:
         """Take in leaves another process appended (the operator's CLI, a second server)."""
         for h in await self._repo.leaf_hashes(self._tree.size):
