@@ -87,8 +87,10 @@ class LogFollower:
         return list(self._leaves)
 
     async def follow(self, get: GetJson) -> list[Entry]:
-        """Fetch the newest head and every entry since the last one; returns the new entries."""
-        body = await get("/api/log/head")
+        """Fetch the newest head this client can accept (one with as many cosignatures as its
+        quorum) and every entry since the last one; returns the new entries."""
+        quorum = self.trust.log.config.quorum
+        body = await get(f"/api/log/head?cosigned={quorum}" if quorum else "/api/log/head")
         cth = CosignedTreeHead.decode(unb64u(body["head"]))
         entries = await fetch_entries(get, self.size, cth.head.size)
         self.advance(cth, entries)

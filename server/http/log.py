@@ -34,9 +34,18 @@ def _int(request: web.Request, name: str) -> int:
 
 @routes.get("/api/log/head")
 async def head(request: web.Request) -> web.Response:
+    """The newest head, or with `?cosigned=k` the newest one that k witnesses cosigned: what a
+    client with quorum k can accept (a head signed since the last witness round has none yet)."""
     await require_principal(request)
     translog = _log(request)
-    cth = await translog.head()
+    if "cosigned" in request.query:
+        quorum = _int(request, "cosigned")
+        found = await translog.newest_cosigned(quorum)
+        if found is None:
+            raise ApiError(404, "koppi.not_cosigned", f"no recent head has {quorum} cosignatures")
+        cth = found
+    else:
+        cth = await translog.head()
     return web.json_response(
         {
             "log_id": b64u_encode(translog.log_id),

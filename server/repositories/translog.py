@@ -84,6 +84,15 @@ class LogRepository:
             ).first()
             return None if row is None else bytes(row[0])
 
+    async def recent_heads(self, limit: int) -> list[bytes]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(SignedTreeHead.head)
+                .order_by(SignedTreeHead.timestamp_ms.desc())
+                .limit(limit)
+            )
+            return [bytes(r[0]) for r in rows]
+
     async def replace_head(self, timestamp_ms: int, head: bytes) -> bool:
         """Store a head with more cosignatures; False if no head was signed at that time."""
         async with self._engine.begin() as conn:

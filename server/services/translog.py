@@ -28,6 +28,7 @@ log = structlog.get_logger(__name__)
 
 KINDS = frozenset({"org", "device", "revocation", "link", "consent", "commit-head", "web-release"})
 MAX_ENTRIES_PER_PAGE = 1000
+RECENT_HEADS = 100  # witnesses cosign recent heads; older ones are too old for MAX_HEAD_AGE anyway
 
 
 async def append_entry(
@@ -138,6 +139,17 @@ class TransparencyLog:
         if cth is None or cth.head.timestamp_ms + self._interval * 1000 < self._clock.now_ms():
             cth = await self.sign_head()
         return cth
+
+    async def newest_cosigned(self, quorum: int) -> CosignedTreeHead | None:
+        """The newest of the recent heads with at least `quorum` cosignatures (every stored
+        cosignature was verified against a configured witness when it was added)."""
+        if self._head is not None and len(self._head.cosignatures) >= quorum:
+            return self._head
+        for stored in await self._repo.recent_heads(RECENT_HEADS):
+            cth = CosignedTreeHead.decode(stored)
+            if len(cth.cosignatures) >= quorum:
+                return cth
+        return None
 
     async def add_cosignature(
         self, timestamp_ms: int, cosignature: Cosignature, witnesses: Mapping[bytes, bytes]

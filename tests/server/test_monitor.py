@@ -210,3 +210,31 @@ async def test_a_wrongly_signed_entry_naming_us_alerts_but_the_head_is_cosigned(
         f"device at index {index} names our organisation but does not verify"
         " (koppi.unknown_org_key: certificate from an unknown organisation key)"
     ]
+
+
+async def test_clients_ask_for_the_newest_head_their_quorum_accepts(
+    cast: Cast, tmp_path: Path
+) -> None:
+    await add_kela(cast)
+    await cast.app[TRANSLOG].sign_head()
+    assert (await (await monitor_for(cast, tmp_path)).check_once()).cosigned
+    cosigned = await cast.app[TRANSLOG].head()
+    cast.clock.advance(1)
+    await cast.app[TRANSLOG].sign_head()  # the next head: no witness has seen it yet
+    token = await cast.token("alice")
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def head(query: str) -> tuple[int, Any]:
+        r = await cast.client.get(f"/api/log/head{query}", headers=headers)
+        return r.status, await r.json()
+
+    status, newest = await head("")
+    assert status == 200 and CosignedTreeHead.decode(unb64u(newest["head"])).cosignatures == ()
+    status, body = await head("?cosigned=1")
+    assert status == 200 and CosignedTreeHead.decode(unb64u(body["head"])) == cosigned
+    config = LogConfig.create(LOG_KEY.public, [WITNESS.public], quorum=1)
+    LogView(config, cast.clock).update(CosignedTreeHead.decode(unb64u(body["head"])), [])
+    status, body = await head("?cosigned=2")
+    assert status == 404 and body["error"]["code"] == "koppi.not_cosigned"
+    status, body = await head("?cosigned=x")
+    assert status == 400 and body["error"]["code"] == "koppi.bad_request"
