@@ -149,6 +149,17 @@ class OrgCert:
         root_sig = outer.bytes(length=SIG_LEN)
         prev_sig = outer.bytes(max_len=SIG_LEN)
         outer.finish()
+        cert = cls.from_core(core, root_sig, prev_sig)
+        if (cert.generation == 0) != (cert.prev_public == b"" and prev_sig == b""):
+            raise IdentityError(
+                "a rotation names its previous key and is signed by it", code=BAD_ROTATION
+            )
+        if cert.generation > 0 and (len(cert.prev_public) != 32 or len(prev_sig) != SIG_LEN):
+            raise IdentityError("malformed rotation", code=BAD_ROTATION)
+        return cert
+
+    @classmethod
+    def from_core(cls, core: bytes, root_sig: bytes, prev_sig: bytes) -> OrgCert:
         dec = Decoder(core, "koppi/v1/org-cert")
         cert = cls(
             org_id=dec.bytes(length=ID_LEN),
@@ -162,12 +173,6 @@ class OrgCert:
             prev_sig=prev_sig,
         )
         dec.finish()
-        if (cert.generation == 0) != (cert.prev_public == b"" and prev_sig == b""):
-            raise IdentityError(
-                "a rotation names its previous key and is signed by it", code=BAD_ROTATION
-            )
-        if cert.generation > 0 and (len(cert.prev_public) != 32 or len(prev_sig) != SIG_LEN):
-            raise IdentityError("malformed rotation", code=BAD_ROTATION)
         return cert
 
     @classmethod
@@ -197,6 +202,76 @@ class OrgCert:
         if previous is not None:
             prev_sig = previous[1].sign(_sig_message("koppi/v1/org-cert-sig/prev", core))
         return replace(cert, root_sig=root_sig, prev_sig=prev_sig)
+
+
+@dataclass(frozen=True)
+class RotationRequest:
+    """The organisation's half of a key rotation, made where its key lives (an admin's browser):
+    the next certificate's core, signed by the current organisation key. The operator checks it
+    against the current certificate and adds the root's signature (`sign`), so neither a stolen
+    root nor a stolen organisation session alone can replace a live key.
+
+    request = encode("koppi/v1/org-rotation-request", bytes core, bytes prev_sig)
+    """
+
+    cert: OrgCert  # root_sig empty
+
+    def encode(self) -> bytes:
+        return (
+            Encoder("koppi/v1/org-rotation-request")
+            .bytes(self.cert.core())
+            .bytes(self.cert.prev_sig)
+            .finish()
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> RotationRequest:
+        dec = Decoder(data, "koppi/v1/org-rotation-request")
+        core, prev_sig = dec.bytes(max_len=4096), dec.bytes(length=SIG_LEN)
+        dec.finish()
+        cert = OrgCert.from_core(core, b"", prev_sig)
+        if cert.generation == 0 or len(cert.prev_public) != 32:
+            raise IdentityError("a rotation names its previous key", code=BAD_ROTATION)
+        return cls(cert)
+
+    @classmethod
+    def create(
+        cls, current: OrgCert, current_key: SigningKey, new_public: bytes, issued_at: int
+    ) -> RotationRequest:
+        if current_key.public != current.org_public:
+            raise LocalProtocolError("the key does not match the current certificate")
+        cert = OrgCert(
+            current.org_id,
+            current.name,
+            current.business_id,
+            check_ed25519_public(new_public),
+            current.generation + 1,
+            current.org_public,
+            issued_at,
+        )
+        prev_sig = current_key.sign(_sig_message("koppi/v1/org-cert-sig/prev", cert.core()))
+        return cls(replace(cert, prev_sig=prev_sig))
+
+    def verify(self, current: OrgCert) -> None:
+        """The request continues `current`: same organisation, next generation, a fresh key,
+        signed by the current key."""
+        c = self.cert
+        if (c.org_id, c.name, c.business_id, c.generation, c.prev_public) != (
+            current.org_id,
+            current.name,
+            current.business_id,
+            current.generation + 1,
+            current.org_public,
+        ) or c.org_public == current.org_public:
+            raise IdentityError("the rotation does not continue the current key", code=BAD_ROTATION)
+        check_ed25519_public(c.org_public)
+        ed25519_verify(
+            c.prev_public, _sig_message("koppi/v1/org-cert-sig/prev", c.core()), c.prev_sig
+        )
+
+    def sign(self, root: SigningKey) -> OrgCert:
+        root_sig = root.sign(_sig_message("koppi/v1/org-cert-sig/root", self.cert.core()))
+        return replace(self.cert, root_sig=root_sig)
 
 
 # --- device certificates ------------------------------------------------------------------------

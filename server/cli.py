@@ -24,12 +24,14 @@ from server.config import Config, ConfigError, load_config
 from server.db.engine import make_engine
 from server.db.migrate import SchemaOutdated, require_current_schema, upgrade
 from server.db.tables import Organisation, Thread
+from server.errors import ApiError
 from server.logging import configure
 from server.repositories.accounts import AccountRepository
 from server.repositories.devices import DeviceRepository
 from server.repositories.threads import ThreadRepository
 from server.repositories.translog import LogRepository
 from server.services.auth import AuthService
+from server.services.organisations import OrganisationService
 from server.services.translog import append_entry
 
 DEMO_PASSWORD = "koppi-demo-2026"  # noqa: S105 - printed by `koppi demo`; demo database only
@@ -70,13 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     org_admit.add_argument("--root-key", type=Path, required=True)
     org_rotate = org_commands.add_parser(
         "rotate",
-        help="operator and the organisation's admin: a new organisation key, signed by the root "
-        "and by the previous key (certificates logged before stay valid)",
+        help="operator: a new organisation key, signed by the root and by the previous key "
+        "(certificates logged before stay valid). Without NEW_PUBLIC_KEY, completes the rotation "
+        "request an admin made in the browser; with it, --previous-key is the current key's file",
     )
     org_rotate.add_argument("business_id", help="Y-tunnus")
-    org_rotate.add_argument("new_public_key", help="the new organisation key's public key, hex")
+    org_rotate.add_argument(
+        "new_public_key", nargs="?", help="the new organisation key's public key, hex"
+    )
     org_rotate.add_argument("--root-key", type=Path, required=True)
-    org_rotate.add_argument("--previous-key", type=Path, required=True)
+    org_rotate.add_argument("--previous-key", type=Path)
     org_suspend = org_commands.add_parser(
         "suspend", help="operator: revoke the organisation's current key with the root"
     )
@@ -372,38 +377,65 @@ async def _current_org_cert(engine: Any, org_id: uuid.UUID) -> tuple[OrgCert | N
 
 
 async def _rotate_org(
-    cfg: Config, business_id: str, new_public_hex: str, root_file: Path, previous_file: Path
+    cfg: Config,
+    business_id: str,
+    new_public_hex: str | None,
+    root_file: Path,
+    previous_file: Path | None,
 ) -> int:
-    try:
-        new_public = check_ed25519_public(bytes.fromhex(new_public_hex))
-    except (ValueError, KoppiError):
-        print("koppi: the new public key must be 64 hex digits of an Ed25519 key", file=sys.stderr)
+    """Either both halves here (the new public key and the previous key's file), or the root's
+    half of a rotation request the organisation's admin signed in the browser."""
+    if (new_public_hex is None) != (previous_file is None):
+        print("koppi: give NEW_PUBLIC_KEY with --previous-key, or neither", file=sys.stderr)
         return 2
-    root = open_sealed_key(root_file, ROOT_KEY_NAME, "KOPPI_ROOT_KEY_PASSPHRASE")
-    previous = open_sealed_key(previous_file, ORG_KEY_NAME, "KOPPI_ORG_KEY_PASSPHRASE")
     engine = make_engine(cfg.database_url)
     try:
         await require_current_schema(engine)
         org = await AccountRepository(engine).organisation_by_business_id(business_id)
-        current, revoked = (None, False) if org is None else await _current_org_cert(engine, org.id)
-        if org is None or current is None or revoked:
+        orgs = OrganisationService(DeviceRepository(engine), None, SystemClock())
+        current = None if org is None else await orgs.current_key(org.id)
+        if org is None or current is None:
             print(f"koppi: {business_id} has no current key in the log", file=sys.stderr)
             return 2
-        if current.org_public != previous.public:
-            print("koppi: --previous-key is not the organisation's current key", file=sys.stderr)
-            return 2
         now = SystemClock().now()
-        cert = OrgCert.issue(
-            root=root,
-            org_id=org.id.bytes,
-            name=org.name,
-            business_id=org.business_id,
-            org_public=new_public,
-            issued_at=now,
-            previous=(current, previous),
+        if new_public_hex is None or previous_file is None:
+            try:
+                request = await orgs.pending_rotation(org.id)
+            except ApiError as e:
+                print(f"koppi: {e.code}: {e.message}", file=sys.stderr)
+                return 2
+            new_public = request.cert.org_public
+            print(f"new key {new_public.hex()}, requested by the organisation's admin")
+            cert = request.sign(
+                open_sealed_key(root_file, ROOT_KEY_NAME, "KOPPI_ROOT_KEY_PASSPHRASE")
+            )
+        else:
+            try:
+                new_public = check_ed25519_public(bytes.fromhex(new_public_hex))
+            except (ValueError, KoppiError):
+                print("koppi: the new public key must be 64 hex digits of an Ed25519 key",
+                      file=sys.stderr)  # fmt: skip
+                return 2
+            root = open_sealed_key(root_file, ROOT_KEY_NAME, "KOPPI_ROOT_KEY_PASSPHRASE")
+            previous = open_sealed_key(previous_file, ORG_KEY_NAME, "KOPPI_ORG_KEY_PASSPHRASE")
+            if current[0].org_public != previous.public:
+                print(
+                    "koppi: --previous-key is not the organisation's current key", file=sys.stderr
+                )
+                return 2
+            cert = OrgCert.issue(
+                root=root,
+                org_id=org.id.bytes,
+                name=org.name,
+                business_id=org.business_id,
+                org_public=new_public,
+                issued_at=now,
+                previous=(current[0], previous),
+            )
+        index = await append_entry(
+            LogRepository(engine), "org", cert.encode(), None, now=now * 1000
         )
-        repo = LogRepository(engine)
-        index = await append_entry(repo, "org", cert.encode(), None, now=now * 1000)
+        await orgs.rotation_logged(org.id, cert)
         print(
             f"organisation key of {business_id} rotated to generation {cert.generation}: "
             f"log index {index}"

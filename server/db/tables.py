@@ -32,6 +32,9 @@ class Organisation(Base):
     business_id: Mapped[str] = mapped_column(String(20), unique=True)  # Y-tunnus
     status: Mapped[str] = mapped_column(String(20), default="active")
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # The organisation's half of a key rotation (a RotationRequest), waiting for the root.
+    rotation_request: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    rotation_requested_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
 
 class User(Base):

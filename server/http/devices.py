@@ -123,6 +123,37 @@ async def revoke(request: web.Request) -> web.Response:
     return web.json_response({"log_index": index})
 
 
+class RotationBody(msgspec.Struct, forbid_unknown_fields=True):
+    request: B64
+
+
+@routes.get("/api/org/key")
+async def org_key(request: web.Request) -> web.Response:
+    """The admin's organisation key as the log has it, and a rotation waiting for the root."""
+    principal = await require_principal(request)
+    state = await request.app[ORGS].org_key(principal)
+    current = None
+    if state.current is not None:
+        cert, index = state.current
+        current = {
+            "org_cert": b64u_encode(cert.encode()),
+            "log_index": index,
+            "generation": cert.generation,
+            "org_public": b64u_encode(cert.org_public),
+        }
+    pending = None if state.rotation_request is None else b64u_encode(state.rotation_request)
+    return web.json_response({"current": current, "rotation_request": pending})
+
+
+@routes.post("/api/org/rotation")
+async def request_rotation(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    body = await parse(request, RotationBody)
+    raw = b64u_decode(body.request, field="request")
+    await request.app[ORGS].request_rotation(principal, raw)
+    return web.json_response({"ok": True}, status=202)
+
+
 @routes.get("/api/org/audit")
 async def audit(request: web.Request) -> web.Response:
     principal = await require_principal(request)

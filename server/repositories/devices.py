@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.db.tables import AuditEvent, Device, LogEntry
+from server.db.tables import AuditEvent, Device, LogEntry, Organisation
 
 
 class DeviceRepository:
@@ -50,6 +50,29 @@ class DeviceRepository:
                 update(Device)
                 .where(Device.device_id == device_id)
                 .values(status=status, **log_index)
+            )
+
+    async def rotation_request(self, org_id: uuid.UUID) -> tuple[bytes, uuid.UUID] | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(Organisation.rotation_request, Organisation.rotation_requested_by).where(
+                        Organisation.id == org_id
+                    )
+                )
+            ).first()
+        if row is None or row[0] is None or row[1] is None:
+            return None
+        return bytes(row[0]), row[1]
+
+    async def set_rotation_request(
+        self, org_id: uuid.UUID, request: bytes | None, by: uuid.UUID | None
+    ) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(Organisation)
+                .where(Organisation.id == org_id)
+                .values(rotation_request=request, rotation_requested_by=by)
             )
 
     async def audit(self, org_id: uuid.UUID, actor: uuid.UUID, action: str, subject: str,

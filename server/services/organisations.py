@@ -25,6 +25,7 @@ from crypto.identity import (
     DeviceLink,
     OrgCert,
     Revocation,
+    RotationRequest,
 )
 from crypto.primitives import check_ed25519_public, check_x25519_public, ed25519_verify, sha256
 from crypto.treehead import key_id
@@ -58,6 +59,15 @@ class _OrgKey:
     cert: OrgCert
     index: int
     retired_at: int | None
+
+
+@dataclass(frozen=True)
+class OrgKeyState:
+    """What an admin console shows: the current key (certificate, log index) and the rotation
+    request waiting for the operator, if any."""
+
+    current: tuple[OrgCert, int] | None
+    rotation_request: bytes | None
 
 
 class OrganisationService:
@@ -197,6 +207,63 @@ class OrganisationService:
             if rev.subject_kind == SUBJECT_ORG_KEY and old is not None and old.retired_at is None:
                 keys[rev.subject] = _OrgKey(old.cert, old.index, index)
         return keys
+
+    async def current_key(self, org_id: uuid.UUID) -> tuple[OrgCert, int] | None:
+        """The organisation's live key of the highest generation and its log index."""
+        live = [k for k in (await self._org_keys(org_id)).values() if k.retired_at is None]
+        if not live:
+            return None
+        newest = max(live, key=lambda k: k.cert.generation)
+        return newest.cert, newest.index
+
+    async def org_key(self, admin: Principal) -> OrgKeyState:
+        self._require_admin(admin, admin.org_id)
+        pending = await self._devices.rotation_request(admin.org_id)
+        return OrgKeyState(
+            await self.current_key(admin.org_id), None if pending is None else pending[0]
+        )
+
+    async def request_rotation(self, admin: Principal, request_bytes: bytes) -> None:
+        """An admin's browser signed the next key's certificate with the current key; it waits
+        for the operator's root signature (`koppi org rotate`). A newer request replaces it."""
+        self._require_admin(admin, admin.org_id)
+        await self.pending_rotation(admin.org_id, request_bytes)
+        await self._devices.set_rotation_request(admin.org_id, request_bytes, admin.user_id)
+        await self._devices.audit(
+            admin.org_id, admin.user_id, "org.rotation_requested",
+            RotationRequest.decode(request_bytes).cert.key_id.hex(), self._clock.now_ms(),
+        )  # fmt: skip
+
+    async def pending_rotation(
+        self, org_id: uuid.UUID, request_bytes: bytes | None = None
+    ) -> RotationRequest:
+        """The stored (or given) request, checked against the current key in the log: a request
+        for an old generation (a replay after a rotation) or by another key is refused."""
+        if request_bytes is None:
+            stored = await self._devices.rotation_request(org_id)
+            if stored is None:
+                raise ApiError(404, "koppi.no_rotation_request", "no rotation is waiting")
+            request_bytes = stored[0]
+        current = await self.current_key(org_id)
+        if current is None:
+            raise ApiError(409, "koppi.no_org_key", "the organisation has no current key")
+        try:
+            request = RotationRequest.decode(request_bytes)
+            request.verify(current[0])
+        except (DecodeError, KoppiError) as e:
+            raise ApiError(
+                400, "koppi.bad_rotation", f"not a rotation of the current key ({e.code})"
+            ) from None
+        return request
+
+    async def rotation_logged(self, org_id: uuid.UUID, cert: OrgCert) -> None:
+        """The operator logged the rotation: the request is done, the requester's trail says so."""
+        stored = await self._devices.rotation_request(org_id)
+        await self._devices.set_rotation_request(org_id, None, None)
+        if stored is not None:
+            await self._devices.audit(
+                org_id, stored[1], "org.key_rotated", cert.key_id.hex(), self._clock.now_ms()
+            )
 
     async def _live_key(self, org_id: uuid.UUID, kid: bytes) -> OrgCert:
         key = (await self._org_keys(org_id)).get(kid)

@@ -142,6 +142,34 @@ def test_enrol_approve_and_revoke_a_device(browser: Any, server: dict[str, Any])
         "device.approved",
         "device.revoked",
     ]
+    events_before_rotation = len(actions)
+    # The admin rotates the organisation key: the new key is made and signed for in this
+    # browser, the operator adds the root's signature, and new devices are certified with it.
+    anna.click("#rotate-key")
+    anna.wait_for_selector("#rotation-status[data-state=waiting]")
+    koppi(server["env"], "org", "rotate", "0246246-0", "--root-key", server["root_key"])
+    anna.click("#refresh")
+    anna.wait_for_selector("#rotation-status:has-text('generation 1')")
+    new_public = anna.text_content("#org-key")
+    assert new_public and len(new_public) == 64 and new_public != org_public
+    laptop = login(browser, url, "alice")  # a new browser profile: a new device
+    laptop.goto(url + "/devices")
+    laptop.click("#enrol")
+    laptop.wait_for_selector("#device-status[data-status=pending]")
+    second = laptop.text_content("#fingerprint")
+    anna.click("#refresh")
+    anna.wait_for_selector(f"#pending li:has-text('{second}')")
+    anna.click(f"#pending li:has-text('{second}') button")
+    laptop.wait_for_selector("#device-status[data-status=approved]", timeout=10_000)
+    anna.click("#refresh")
+    anna.wait_for_selector("#audit li:has-text('org.key_rotated')")
+    actions = anna.locator("#audit li").all_text_contents()
+    assert [a.split()[1] for a in actions[events_before_rotation:]] == [
+        "org.rotation_requested",
+        "org.key_rotated",
+        "device.enrolled",
+        "device.approved",
+    ]
     shots = ROOT / "artifacts"
     shots.mkdir(exist_ok=True)
     anna.screenshot(path=str(shots / "admin-console.png"))

@@ -5,7 +5,7 @@
 import { KeyStore } from "/static/protocol/keystore.js";
 import { SigningKey } from "/static/protocol/primitives.js";
 import { hex } from "/static/protocol/encoding.js";
-import { issueDeviceCert, issueDeviceRevocation } from "/static/protocol/identity.js";
+import { issueDeviceCert, issueDeviceRevocation, issueRotationRequest } from "/static/protocol/identity.js";
 import { api, el, unb64u, uuidBytes } from "/static/app-common.js";
 
 const keyInfo = document.getElementById("org-key");
@@ -13,19 +13,62 @@ const pendingList = document.getElementById("pending");
 const approvedList = document.getElementById("approved");
 const trail = document.getElementById("audit");
 const message = document.getElementById("admin-status");
+const rotationInfo = document.getElementById("rotation-status");
 let orgKey = null;
 let me = null;
+
+async function newKeyPair() {
+  const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+  return { key: pair.privateKey, public: new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey)) };
+}
 
 async function loadKey(create) {
   const store = await KeyStore.open();
   let saved = await store.get("keys", "org");
   if (!saved && create) {
-    const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
-    saved = { key: pair.privateKey, public: new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey)) };
+    saved = await newKeyPair();
     await store.put("keys", "org", saved);
   }
   orgKey = saved ? new SigningKey(saved.key, saved.public) : null;
   keyInfo.textContent = orgKey ? hex(orgKey.public) : "No organisation key in this browser.";
+}
+
+// A rotation: the next key is made here and waits as "org-next" until the operator's root
+// signature puts it in the log; then it becomes the key this browser signs with.
+async function rotate() {
+  const state = await api("GET", "/api/org/key");
+  if (!orgKey || !state.current) throw new Error("no current organisation key to rotate");
+  const store = await KeyStore.open();
+  const next = await newKeyPair();
+  const request = await issueRotationRequest(orgKey, unb64u(state.current.org_cert), next.public,
+    Math.floor(Date.now() / 1000));
+  await store.put("keys", "org-next", next);
+  await api("POST", "/api/org/rotation", { request: b64(request) });
+  await showKeyState();
+}
+
+async function showKeyState() {
+  const state = await api("GET", "/api/org/key");
+  const store = await KeyStore.open();
+  const next = await store.get("keys", "org-next");
+  const logged = state.current ? hex(unb64u(state.current.org_public)) : null;
+  if (next && logged === hex(next.public)) {
+    await store.put("keys", "org-previous", await store.get("keys", "org"));
+    await store.put("keys", "org", next);
+    await store.put("keys", "org-next", null);
+    await loadKey(false);
+  }
+  const pending = await store.get("keys", "org-next");
+  if (state.rotation_request && pending) {
+    rotationInfo.dataset.state = "waiting";
+    rotationInfo.textContent = `Rotation waiting for the operator (koppi org rotate); new key ${hex(pending.public)}`;
+  } else if (state.current) {
+    rotationInfo.dataset.state = "current";
+    rotationInfo.textContent = `Key generation ${state.current.generation} is in the log.`;
+  } else {
+    rotationInfo.dataset.state = "none";
+    rotationInfo.textContent = "The operator has not admitted an organisation key yet.";
+  }
 }
 
 async function approve(device) {
@@ -68,6 +111,7 @@ function row(device, label, action) {
 }
 
 async function refresh() {
+  await showKeyState();
   const pending = (await api("GET", "/api/org/devices?status=pending")).devices;
   const approved = (await api("GET", "/api/org/devices?status=approved")).devices;
   pendingList.replaceChildren(...pending.map((d) => row(d, "Approve", approve)));
@@ -81,6 +125,8 @@ async function start() {
   await loadKey(false);
   document.getElementById("create-key").addEventListener("click", () => loadKey(true));
   document.getElementById("refresh").addEventListener("click", refresh);
+  document.getElementById("rotate-key").addEventListener("click", () =>
+    rotate().catch((e) => { message.textContent = `${e.code ?? "error"}: ${e.message}`; }));
   await refresh();
 }
 

@@ -307,3 +307,17 @@ export async function issueDeviceRevocation(orgKey, { orgId, deviceId, reason, i
   return new Encoder("koppi/v1/revocation-signed").bytes(core).bytes(await keyId(orgKey.public))
     .bytes(sig).finish();
 }
+
+/** The organisation's half of a key rotation (docs/protocol.md §3): the next certificate's core,
+ * signed by the current organisation key; the operator adds the root's signature. */
+export async function issueRotationRequest(currentKey, currentCertBytes, newPublic, issuedAt) {
+  const cur = decodeOrgCert(currentCertBytes);
+  if (hex(cur.orgPublic) !== hex(currentKey.public)) {
+    throw new Error("the key in this browser is not the organisation's current key");
+  }
+  const core = new Encoder("koppi/v1/org-cert").bytes(cur.orgId).text(cur.name).text(cur.businessId)
+    .bytes(checkEd25519Public(newPublic)).u32(cur.generation + 1).bytes(cur.orgPublic).u64(issuedAt)
+    .finish();
+  const prevSig = await currentKey.sign(sigMessage("koppi/v1/org-cert-sig/prev", core));
+  return new Encoder("koppi/v1/org-rotation-request").bytes(core).bytes(prevSig).finish();
+}
