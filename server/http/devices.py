@@ -9,6 +9,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from crypto.fingerprint import fingerprint_hex, fingerprint_words
 from server.appkeys import MESSAGING, ORGS
 from server.db.tables import Device
 from server.errors import ApiError
@@ -34,15 +35,16 @@ class RevocationRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def device_json(d: Device) -> dict[str, object]:
-    from server.services.organisations import fingerprint
-
+    """A device on the wire. The fingerprint forms are for clients that do not compute them: the
+    browser pages compute both from the keys they hold (docs/protocol.md §3, Fingerprints)."""
     return {
         "device_id": b64u_encode(d.device_id),
         "user": str(d.user_id),
         "org": str(d.org_id),
         "label": d.label,
         "status": d.status,
-        "fingerprint": fingerprint(d.device_id),
+        "fingerprint": fingerprint_hex(d.signing_public, d.kem_public),
+        "fingerprint_words": fingerprint_words(d.signing_public, d.kem_public),
         "cert_log_index": d.cert_log_index,
         "revocation_log_index": d.revocation_log_index,
         "signing_public": b64u_encode(d.signing_public),

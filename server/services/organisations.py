@@ -48,12 +48,6 @@ def bad_certificate(why: str) -> ApiError:
     return ApiError(400, "koppi.bad_certificate", why)
 
 
-def fingerprint(device_id: bytes) -> str:
-    """What the professional and the admin compare before approval: 32 hex digits in groups."""
-    h = device_id[:16].hex()
-    return " ".join(h[i : i + 4] for i in range(0, 32, 4))
-
-
 @dataclass(frozen=True)
 class _OrgKey:
     cert: OrgCert

@@ -13,6 +13,7 @@ import * as CS from "/web/static/protocol/consent.js";
 import * as C from "/web/static/protocol/commit.js";
 import * as G from "/web/static/protocol/group.js";
 import * as KS from "/web/static/protocol/keystore.js";
+import * as FP from "/web/static/protocol/fingerprint.js";
 import { StorageLabel } from "/web/static/protocol/message.js";
 import { CoveredOrganisation } from "/web/static/protocol/consent.js";
 
@@ -338,6 +339,24 @@ CHECKS["koppi-consent.json"] = async (c) => {
     const kinds = got.book.history(id, c.state_at.time).map((e) => e.kind);
     if (JSON.stringify(kinds) !== JSON.stringify(c.history)) throw new Error(`history ${kinds}`);
   }
+};
+
+CHECKS["koppi-fingerprint.json"] = async (c) => {
+  const json = JSON.stringify;
+  if (c.kind === "words") {
+    const got = FP.pgpWords(u(c.bytes));
+    if (json(got) !== json(c.words)) throw new Error(`words ${got.slice(0, 4)}`);
+    return;
+  }
+  const [signing, kem] = [u(c.signing_public), u(c.kem_public)];
+  if (c.expected_error) return refused(() => FP.deviceFingerprint(signing, kem), c.expected_error);
+  same("device id", await ID.deviceIdOf(signing), c.device_id);
+  same("fingerprint", await FP.fingerprint(signing, kem), c.fingerprint);
+  const got = await FP.deviceFingerprint(signing, kem);
+  if (got.hex !== c.hex) throw new Error(`hex ${got.hex}`);
+  if (json(got.words) !== json(c.words)) throw new Error(`words ${got.words}`);
+  if (json(await FP.fingerprintWords(signing, kem)) !== json(c.words)) throw new Error("fingerprintWords");
+  if ((await FP.fingerprintHex(signing, kem)) !== c.hex) throw new Error("fingerprintHex");
 };
 
 /** koppi-thread.json is one story: its cases run in order against persistent observers. */

@@ -115,6 +115,9 @@ def test_enrol_approve_and_revoke_a_device(browser: Any, server: dict[str, Any])
     alice.wait_for_selector("#device-status[data-status=pending]")
     fingerprint = alice.text_content("#fingerprint")
     assert fingerprint and len(fingerprint.split()) == 8
+    words = alice.text_content("#fingerprint-words")
+    assert words and len(words.split()) == 8
+    assert alice.text_content("#fingerprint-warning") == ""
 
     anna = login(browser, url, "anna")
     anna.goto(url + "/admin")
@@ -129,6 +132,11 @@ def test_enrol_approve_and_revoke_a_device(browser: Any, server: dict[str, Any])
     assert "admitted" in out
     anna.click("#refresh")
     anna.wait_for_selector(f"#pending li:has-text('{fingerprint}')")
+    # The admin's browser computed the same words from the keys it is about to certify.
+    assert words in anna.text_content(f"#pending li:has-text('{fingerprint}')")
+    shots = ROOT / "artifacts"
+    shots.mkdir(exist_ok=True)
+    anna.screenshot(path=str(shots / "admin-pending.png"))
     anna.click(f"#pending li:has-text('{fingerprint}') button")
     alice.wait_for_selector("#device-status[data-status=approved]", timeout=10_000)
     anna.wait_for_selector(f"#approved li:has-text('{fingerprint}')")

@@ -22,6 +22,7 @@ FILES = [
     "koppi-treehead.json",
     "koppi-identity.json",
     "koppi-consent.json",
+    "koppi-fingerprint.json",
 ]
 
 RUN = "async (file) => (await import('/tests/browser/runner.js')).run(file)"

@@ -9,6 +9,7 @@ import pytest
 
 MODULES = [
     "crypto.encoding",
+    "crypto.fingerprint",
     "crypto.merkle",
     "crypto.treehead",
     "crypto.keyfile",

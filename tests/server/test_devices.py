@@ -7,6 +7,7 @@ import base64
 from typing import Any
 
 from crypto.clock import SeededRng
+from crypto.fingerprint import fingerprint_hex, fingerprint_words
 from crypto.identity import SUBJECT_DEVICE, DeviceCert, OrgCert, Revocation
 from crypto.primitives import KemKey, SigningKey
 from server.appkeys import TRANSLOG
@@ -75,10 +76,14 @@ def certificate(
 async def test_enrol_approve_and_revoke_a_device(cast: Cast) -> None:
     await admitted_kela(cast)
     signing, kem, device = await enrol(cast)
-    assert device["status"] == "pending" and len(device["fingerprint"].split()) == 8
+    assert device["status"] == "pending"
+    assert device["fingerprint"] == fingerprint_hex(signing.public, kem.public)
+    assert device["fingerprint_words"] == fingerprint_words(signing.public, kem.public)
+    assert len(device["fingerprint"].split()) == len(device["fingerprint_words"]) == 8
     path = f"/api/org/devices/{device['device_id']}"
     pending = await call(cast, "anna", "GET", "/api/org/devices?status=pending")
     assert [d["device_id"] for d in pending["devices"]] == [device["device_id"]]
+    assert pending["devices"][0]["fingerprint_words"] == device["fingerprint_words"]
     approved = await call(
         cast,
         "anna",

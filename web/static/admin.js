@@ -6,6 +6,7 @@ import { KeyStore } from "/static/protocol/keystore.js";
 import { SigningKey } from "/static/protocol/primitives.js";
 import { hex } from "/static/protocol/encoding.js";
 import { issueDeviceCert, issueDeviceRevocation, issueRotationRequest } from "/static/protocol/identity.js";
+import { deviceFingerprint } from "/static/protocol/fingerprint.js";
 import { api, el, unb64u, uuidBytes } from "/static/app-common.js";
 
 const keyInfo = document.getElementById("org-key");
@@ -95,7 +96,13 @@ function b64(bytes) {
 
 function row(device, label, action) {
   const li = el("li");
-  li.append(el("span", `${device.label} — ${device.fingerprint}`, { class: "fingerprint" }));
+  // Computed here from the very keys approve() certifies, never taken from the server's word.
+  const shown = el("span", device.label, { class: "fingerprint" });
+  li.append(shown);
+  deviceFingerprint(unb64u(device.signing_public), unb64u(device.kem_public)).then(
+    (f) => { shown.textContent = `${device.label} — ${f.words.join(" ")} — ${f.hex}`; },
+    (e) => { shown.textContent = `${device.label} — no fingerprint (${e.code ?? e.message})`; },
+  );
   const button = el("button", label);
   button.addEventListener("click", async () => {
     try {
