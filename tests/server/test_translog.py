@@ -133,3 +133,31 @@ async def test_without_a_log_key_the_log_is_unavailable(cast: Cast) -> None:
     token = await cast.token("alice")
     body = await get(cast, token, "/api/log/head", 503)
     assert body["error"]["code"] == "koppi.log_unavailable"
+
+
+async def test_the_database_refuses_to_rewrite_history(cast: Cast) -> None:
+    """No update or delete path exists in the code, and the database refuses one anyway."""
+    from sqlalchemy import delete, text, update
+    from sqlalchemy.exc import DBAPIError
+
+    from server.appkeys import ENGINE
+    from server.db.tables import LogEntry
+    from server.repositories.translog import LogRepository
+
+    translog = cast.app[TRANSLOG]
+    index = await translog.append("device", b"koppi test leaf")
+    repo = LogRepository(cast.app[ENGINE])
+    assert not await repo.append(index, "device", b"other", b"other", bytes(32), 0)  # taken
+    engine = cast.app[ENGINE]
+    rewrites = [
+        update(LogEntry).where(LogEntry.idx == index).values(entry=b"rewritten"),
+        delete(LogEntry).where(LogEntry.idx == index),
+    ]
+    if engine.dialect.name == "postgresql":
+        rewrites.append(text("TRUNCATE log_entries"))
+    for statement in rewrites:
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with engine.begin() as conn:
+                await conn.execute(statement)
+    (kept,) = await translog.entries(index, index + 1)
+    assert kept[2] == b"koppi test leaf"
