@@ -5,7 +5,11 @@ input."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +17,12 @@ from aiohttp import WSMsgType
 from sqlalchemy import select
 
 from server.appkeys import ENGINE
+from server.db.engine import make_engine
 from server.db.tables import ApiToken, Session
+from server.repositories.accounts import AccountRepository
 from tests.server.conftest import PASSWORD, Cast
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def call(
@@ -314,3 +322,111 @@ async def test_bad_role_changes_and_unknown_users_are_refused(cast: Cast) -> Non
     me = await call(cast, "alice", "GET", "/api/me")
     assert me["roles"] == ["professional"]
     assert await actions(cast) == []
+
+
+# --- the operator's CLI -----------------------------------------------------------------------
+
+
+def koppi(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", "--database-url", url, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+
+async def _state(url: str, username: str) -> tuple[bool, list[str], int, list[bool]]:
+    """The user's disabled flag, roles, session count and tokens' revoked flags."""
+    engine = make_engine(url)
+    try:
+        user = await AccountRepository(engine).user_by_name(username)
+        assert user is not None
+        async with engine.connect() as conn:
+            sessions = (await conn.execute(select(Session).where(Session.user_id == user.id))).all()
+            tokens = (await conn.execute(select(ApiToken).where(ApiToken.user_id == user.id))).all()
+        return user.disabled, sorted(user.roles), len(sessions), [t.revoked for t in tokens]
+    finally:
+        await engine.dispose()
+
+
+async def _credentials(url: str, username: str) -> None:
+    """A session and an API token for the user, as if they had logged in."""
+    engine = make_engine(url)
+    try:
+        accounts = AccountRepository(engine)
+        user = await accounts.user_by_name(username)
+        assert user is not None
+        await accounts.add_session(
+            Session(
+                token_hash=bytes(32),
+                user_id=user.id,
+                csrf_token="c",
+                created_at=0,
+                expires_at=2**40,
+            )
+        )
+        await accounts.add_token(
+            ApiToken(
+                token_hash=bytes(31) + b"\1",
+                user_id=user.id,
+                label="t",
+                created_at=0,
+                expires_at=2**40,
+                revoked=False,
+            )
+        )
+    finally:
+        await engine.dispose()
+
+
+def test_the_operator_disables_enables_and_sets_roles(sqlite_url: str) -> None:
+    assert koppi(sqlite_url, "db", "upgrade").returncode == 0
+    assert koppi(sqlite_url, "org", "add", "Kela", "0246246-0").returncode == 0
+    add = ("user", "add", "0246246-0")
+    done = koppi(
+        sqlite_url,
+        *add,
+        "alice",
+        "--role",
+        "professional",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    assert done.returncode == 0, done.stderr
+    for args, stdin, why in (
+        (("alice", "--password-stdin"), PASSWORD, "taken"),
+        (("carl", "--role", "admin", "--password-stdin"), PASSWORD, "unknown role 'admin'"),
+        (("carl", "--password-stdin"), "short", "at least 10 characters"),
+    ):
+        refused = koppi(sqlite_url, *add, *args, stdin=stdin + "\n")
+        assert refused.returncode == 2 and why in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+
+    roles = koppi(sqlite_url, "user", "roles", "alice", "--roles", "professional,consent-recorder")
+    assert roles.returncode == 0, roles.stderr
+    assert asyncio.run(_state(sqlite_url, "alice"))[1] == ["consent-recorder", "professional"]
+    bad = koppi(sqlite_url, "user", "roles", "alice", "--roles", "professional,root")
+    assert bad.returncode == 2 and "unknown role 'root'" in bad.stderr
+    assert asyncio.run(_state(sqlite_url, "alice"))[1] == ["consent-recorder", "professional"]
+
+    asyncio.run(_credentials(sqlite_url, "alice"))
+    assert asyncio.run(_state(sqlite_url, "alice"))[2:] == (1, [False])
+    disabled = koppi(sqlite_url, "user", "disable", "alice")
+    assert disabled.returncode == 0, disabled.stderr
+    assert asyncio.run(_state(sqlite_url, "alice")) == (
+        True,
+        ["consent-recorder", "professional"],
+        0,
+        [True],
+    )
+    assert koppi(sqlite_url, "user", "enable", "alice").returncode == 0
+    assert asyncio.run(_state(sqlite_url, "alice"))[0] is False
+    for command in ("disable", "enable"):
+        missing = koppi(sqlite_url, "user", command, "nobody")
+        assert missing.returncode == 2 and "no user nobody" in missing.stderr
+    missing = koppi(sqlite_url, "user", "roles", "nobody", "--roles", "professional")
+    assert missing.returncode == 2 and "no user nobody" in missing.stderr
