@@ -26,6 +26,7 @@ from server.appkeys import (
     RNG,
     SOCKETS,
     TRANSLOG,
+    USERS,
 )
 from server.bus import InProcessBus
 from server.config import Config, ConfigError
@@ -33,6 +34,7 @@ from server.db.engine import make_engine
 from server.http import api, health, pages
 from server.http import devices as devices_api
 from server.http import log as log_api
+from server.http import users as users_api
 from server.http.authn import RequestAuthenticator
 from server.http.middleware import access_log, csrf, errors, security_headers
 from server.metrics import Metrics
@@ -45,6 +47,7 @@ from server.services.auth import AuthService, HashCost
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
 from server.services.translog import TransparencyLog
+from server.services.users import UserService
 
 LOG_KEY_NAME = "log-signing-key"
 
@@ -102,7 +105,9 @@ def create_app(
             app[TRANSLOG] = translog
             app[RELEASE].log_index = await publish(translog, app[RELEASE].manifest)
             await translog.sign_head()  # so that the first head already covers this release
-        app[ORGS] = OrganisationService(DeviceRepository(engine), translog, clock)
+        trail = DeviceRepository(engine)
+        app[ORGS] = OrganisationService(trail, translog, clock)
+        app[USERS] = UserService(AccountRepository(engine), auth, trail, clock)
         yield
         if translog is not None:
             await translog.stop()
@@ -116,6 +121,7 @@ def create_app(
     app.add_routes(api.routes)
     app.add_routes(log_api.routes)
     app.add_routes(devices_api.routes)
+    app.add_routes(users_api.routes)
     app.add_routes(pages.routes)
     app.router.add_static("/static/", _static_dir(), follow_symlinks=False)
     from server import ws

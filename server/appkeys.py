@@ -17,6 +17,7 @@ from server.services.auth import AuthService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
 from server.services.translog import TransparencyLog
+from server.services.users import UserService
 
 CONFIG = web.AppKey("config", Config)
 CLOCK = web.AppKey("clock", Clock)
@@ -30,4 +31,5 @@ MESSAGING = web.AppKey("messaging", MessagingService)
 TRANSLOG = web.AppKey("translog", TransparencyLog)
 ORGS = web.AppKey("organisations", OrganisationService)
 RELEASE = web.AppKey("release", Release)
+USERS = web.AppKey("users", UserService)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

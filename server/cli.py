@@ -33,6 +33,7 @@ from server.repositories.translog import LogRepository
 from server.services.auth import AuthService
 from server.services.organisations import OrganisationService
 from server.services.translog import append_entry
+from server.services.users import check_roles
 
 DEMO_PASSWORD = "koppi-demo-2026"  # noqa: S105 - printed by `koppi demo`; demo database only
 DEMO_ORGS = [
@@ -88,12 +89,24 @@ def main(argv: list[str] | None = None) -> int:
     org_suspend.add_argument("business_id", help="Y-tunnus")
     org_suspend.add_argument("--root-key", type=Path, required=True)
     user = sub.add_parser("user", help="professionals")
-    user_add = user.add_subparsers(dest="user_command", required=True).add_parser("add")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    user_add = user_commands.add_parser("add")
     user_add.add_argument("business_id", help="the organisation's Y-tunnus")
     user_add.add_argument("username")
     user_add.add_argument("--role", action="append", default=[], help="repeat for several")
     user_add.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    user_disable = user_commands.add_parser(
+        "disable", help="operator: refuse the user's logins; their sessions and tokens end"
+    )
+    user_disable.add_argument("username")
+    user_enable = user_commands.add_parser("enable", help="operator: let a disabled user log in")
+    user_enable.add_argument("username")
+    user_roles = user_commands.add_parser("roles", help="operator: replace a user's roles")
+    user_roles.add_argument("username")
+    user_roles.add_argument(
+        "--roles", required=True, help="comma-separated, e.g. professional,org-admin ('' for none)"
     )
     root = sub.add_parser("root", help="the deployment root key (operator)")
     root_init = root.add_subparsers(dest="root_command", required=True).add_parser(
@@ -159,12 +172,17 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_suspend_org(cfg, args.business_id, args.root_key))
         if args.command == "root":
             return seal_new_key(args.key_file, ROOT_KEY_NAME, "KOPPI_ROOT_KEY_PASSPHRASE")
-        if args.command == "user":
+        if args.command == "user" and args.user_command == "add":
             password = (
                 sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
             )
-            asyncio.run(_add_user(cfg, args.business_id, args.username, password, args.role))
-            return 0
+            return asyncio.run(_add_user(cfg, args.business_id, args.username, password, args.role))
+        if args.command == "user" and args.user_command in ("disable", "enable"):
+            disable = args.user_command == "disable"
+            return asyncio.run(_set_disabled(cfg, args.username, disable))
+        if args.command == "user" and args.user_command == "roles":
+            roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+            return asyncio.run(_set_roles(cfg, args.username, roles))
         if args.command == "monitor":
             return asyncio.run(_monitor(args))
         if args.command == "log":
@@ -238,15 +256,69 @@ async def _add_org(cfg: Config, name: str, business_id: str) -> uuid.UUID:
 
 async def _add_user(
     cfg: Config, business_id: str, username: str, password: str, roles: list[str]
-) -> None:
+) -> int:
     engine = make_engine(cfg.database_url)
     try:
         await require_current_schema(engine)
-        org = await AccountRepository(engine).organisation_by_business_id(business_id)
+        accounts = AccountRepository(engine)
+        org = await accounts.organisation_by_business_id(business_id)
         if org is None:
-            raise SystemExit(f"koppi: no organisation with business id {business_id}")
-        await _auth(engine).create_user(org.id, username, password, frozenset(roles))
+            print(f"koppi: no organisation with business id {business_id}", file=sys.stderr)
+            return 2
+        if await accounts.user_by_name(username) is not None:
+            print(f"koppi: the username {username} is taken", file=sys.stderr)
+            return 2
+        try:
+            await _auth(engine).create_user(org.id, username, password, check_roles(roles))
+        except ApiError as e:
+            print(f"koppi: {e.message}", file=sys.stderr)
+            return 2
         print(f"user {username} added to {org.name}")
+        return 0
+    finally:
+        await engine.dispose()
+
+
+async def _set_disabled(cfg: Config, username: str, disable: bool) -> int:
+    """The operator's switch (an organisation's admin has the same in the admin console). The
+    database is changed at once; a running server refuses the user's next request, but closes
+    their open websockets only when the disabling goes through its API."""
+    engine = make_engine(cfg.database_url)
+    try:
+        await require_current_schema(engine)
+        accounts = AccountRepository(engine)
+        user = await accounts.user_by_name(username)
+        if user is None:
+            print(f"koppi: no user {username}", file=sys.stderr)
+            return 2
+        if disable:
+            await accounts.disable_user(user.id)
+            print(f"user {username} disabled: sessions ended, API tokens revoked")
+        else:
+            await accounts.enable_user(user.id)
+            print(f"user {username} enabled")
+        return 0
+    finally:
+        await engine.dispose()
+
+
+async def _set_roles(cfg: Config, username: str, roles: list[str]) -> int:
+    try:
+        wanted = sorted(check_roles(roles))
+    except ApiError as e:
+        print(f"koppi: {e.message}", file=sys.stderr)
+        return 2
+    engine = make_engine(cfg.database_url)
+    try:
+        await require_current_schema(engine)
+        accounts = AccountRepository(engine)
+        user = await accounts.user_by_name(username)
+        if user is None:
+            print(f"koppi: no user {username}", file=sys.stderr)
+            return 2
+        await accounts.set_user_roles(user.id, wanted)
+        print(f"user {username} roles: {', '.join(wanted) or '(none)'}")
+        return 0
     finally:
         await engine.dispose()
 
@@ -268,7 +340,7 @@ async def _seed_demo(cfg: Config) -> list[str]:
             )
             await accounts.add_organisation(org)
             for username in usernames:
-                roles = {"admin"} if username.endswith("admin") else {"professional"}
+                roles = {"org-admin"} if username.endswith("admin") else {"professional"}
                 user = await auth.create_user(org.id, username, DEMO_PASSWORD, frozenset(roles))
                 members.append(user.id)
                 logins.append(username)

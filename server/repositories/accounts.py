@@ -53,6 +53,31 @@ class AccountRepository:
             row = (await conn.execute(select(User).where(User.id == user_id))).first()
         return User(**row._mapping) if row else None
 
+    async def users_of_org(self, org_id: uuid.UUID) -> list[User]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(User).where(User.org_id == org_id).order_by(User.username)
+            )
+            return [User(**r._mapping) for r in rows]
+
+    async def set_user_roles(self, user_id: uuid.UUID, roles: list[str]) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(update(User).where(User.id == user_id).values(roles=roles))
+
+    async def enable_user(self, user_id: uuid.UUID) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(update(User).where(User.id == user_id).values(disabled=False))
+
+    async def disable_user(self, user_id: uuid.UUID) -> None:
+        """Mark the user disabled and end every credential they hold, in one transaction:
+        sessions are deleted, API tokens revoked (re-enabling restores neither)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(update(User).where(User.id == user_id).values(disabled=True))
+            await conn.execute(delete(Session).where(Session.user_id == user_id))
+            await conn.execute(
+                update(ApiToken).where(ApiToken.user_id == user_id).values(revoked=True)
+            )
+
     async def add_session(self, session: Session) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(insert(Session).values(**_row(session)))

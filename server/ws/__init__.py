@@ -5,8 +5,8 @@ import weakref
 
 from aiohttp import web
 
-from server.appkeys import ORGS
-from server.ws.handler import CONNECTIONS, device_revoked, websocket
+from server.appkeys import ORGS, USERS
+from server.ws.handler import CONNECTIONS, device_revoked, user_disabled, websocket
 
 
 def setup(app: web.Application) -> None:
@@ -15,5 +15,6 @@ def setup(app: web.Application) -> None:
 
     async def hook(app: web.Application) -> None:
         app[ORGS].on_revoked = functools.partial(device_revoked, app)
+        app[USERS].on_disabled = functools.partial(user_disabled, app)
 
     app.on_startup.append(hook)

@@ -42,6 +42,7 @@ MAX_IN_FLIGHT = 64  # sends awaiting their commit per connection; more pauses re
 OUTBOX_BYTES = 4 * 1024 * 1024  # bytes a slow reader may leave unread before it is dropped
 SLOW_CONSUMER = 4008  # websocket close code: too slow, reconnect and resume (nothing is lost)
 DEVICE_REVOKED = 4010  # websocket close code: this device was revoked by its organisation
+USER_DISABLED = 4011  # websocket close code: the user was disabled by their organisation
 BACKLOG_PAGE = 500
 HOLD_MAX = 4096  # live deliveries held during a backlog read; past this, re-read instead
 
@@ -321,15 +322,17 @@ class Connection:
         self._put(frame)
 
     def close_revoked(self) -> None:
+        self.close_now(DEVICE_REVOKED, "koppi.device_revoked")
+
+    def close_now(self, code: int, reason: str) -> None:
+        """Drop what is queued and close with `code`; the reader loop then ends."""
         if self.closing is None and not self.ws.closed:
             self.outbox.clear()
-            self.closing = asyncio.create_task(self._close_revoked())
+            self.closing = asyncio.create_task(self._close(code, reason))
 
-    async def _close_revoked(self) -> None:
+    async def _close(self, code: int, reason: str) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                self.ws.close(code=DEVICE_REVOKED, message=b"koppi.device_revoked"), 2
-            )
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), 2)
 
     async def _close_slow(self) -> None:
         self.outbox.clear()
@@ -421,3 +424,12 @@ async def device_revoked(app: web.Application, device: Device, log_index: int) -
             conn.close_revoked()
         elif conn.subscription is not None and conn.subscription.threads & threads:
             conn.notify(notice)
+
+
+async def user_disabled(app: web.Application, user_id: uuid.UUID) -> None:
+    """Close every open connection of a disabled user at once (close 4011): their websockets
+    were authenticated at the upgrade, before the sessions and tokens were ended."""
+    live: weakref.WeakSet[Connection] = app[CONNECTIONS]
+    for conn in list(live):
+        if conn.principal.user_id == user_id:
+            conn.close_now(USER_DISABLED, "koppi.user_disabled")

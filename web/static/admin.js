@@ -1,11 +1,13 @@
 // An organisation admin: keeps the organisation's signing key in this browser (non-extractable),
 // approves devices after comparing fingerprints (the certificate is signed here, the server only
-// checks and logs it), revokes devices, and reads the audit trail.
+// checks and logs it), revokes devices, manages the organisation's professionals (add, roles,
+// disable, enable; the server enforces every rule) and reads the audit trail. Data is rendered
+// as text only.
 
 import { KeyStore } from "/static/protocol/keystore.js";
 import { SigningKey } from "/static/protocol/primitives.js";
 import { hex } from "/static/protocol/encoding.js";
-import { issueDeviceCert, issueDeviceRevocation, issueRotationRequest } from "/static/protocol/identity.js";
+import { ROLES, issueDeviceCert, issueDeviceRevocation, issueRotationRequest } from "/static/protocol/identity.js";
 import { deviceFingerprint } from "/static/protocol/fingerprint.js";
 import { api, el, unb64u, uuidBytes } from "/static/app-common.js";
 
@@ -15,6 +17,9 @@ const approvedList = document.getElementById("approved");
 const trail = document.getElementById("audit");
 const message = document.getElementById("admin-status");
 const rotationInfo = document.getElementById("rotation-status");
+const addUser = document.getElementById("add-user");
+const userRows = document.querySelector("#users tbody");
+const userMessage = document.getElementById("users-status");
 let orgKey = null;
 let me = null;
 
@@ -117,18 +122,92 @@ function row(device, label, action) {
   return li;
 }
 
+function roleBox(role, attrs = {}) {
+  const label = el("label", undefined, { class: "role" });
+  const box = el("input", undefined, { type: "checkbox", value: role, ...attrs });
+  label.append(box, el("span", role));
+  return { label, box };
+}
+
+// Run one action on a professional, report it (or the server's refusal), and redraw.
+async function act(done, action) {
+  try {
+    await action();
+    userMessage.textContent = done;
+  } catch (e) {
+    userMessage.textContent = `${e.code ?? "error"}: ${e.message}`;
+  }
+  await refresh().catch((e) => { message.textContent = `${e.code ?? "error"}: ${e.message}`; });
+}
+
+function userRow(user) {
+  const self = user.user === me.user;
+  const status = user.disabled ? "disabled" : "active";
+  const tr = el("tr", undefined, { "data-username": user.username, "data-status": status, "data-roles": user.roles.join(" ") });
+  const roles = el("td");
+  const boxes = [];
+  for (const role of ROLES) {
+    const { label, box } = roleBox(role, { "aria-label": `${role} role of ${user.username}` });
+    box.checked = user.roles.includes(role);
+    box.disabled = self && role === "org-admin"; // the server refuses removing one's own admin role
+    box.addEventListener("change", () => {
+      const wanted = boxes.filter((b) => b.checked).map((b) => b.value);
+      act(`Roles of ${user.username}: ${wanted.join(", ") || "none"}.`, () =>
+        api("PUT", `/api/org/users/${user.user}/roles`, { roles: wanted }));
+    });
+    boxes.push(box);
+    roles.append(label);
+  }
+  const verb = user.disabled ? "Enable" : "Disable";
+  const button = el("button", verb, { type: "button", "aria-label": `${verb} ${user.username}` });
+  button.disabled = self; // the server refuses disabling oneself
+  button.addEventListener("click", () =>
+    act(`${user.username}: ${user.disabled ? "enabled" : "disabled"}.`, () =>
+      api("POST", `/api/org/users/${user.user}/${verb.toLowerCase()}`)));
+  const action = el("td");
+  action.append(button);
+  tr.append(el("th", user.username, { scope: "row" }), roles, el("td", status), action);
+  return tr;
+}
+
+function addProfessional(event) {
+  event.preventDefault();
+  const data = new FormData(addUser);
+  const username = String(data.get("username"));
+  act(`${username} added.`, async () => {
+    await api("POST", "/api/org/users", { username, password: data.get("password"), roles: data.getAll("roles") });
+    addUser.reset();
+  });
+}
+
+// An audit subject is a device id (hex) or a user id, possibly followed by detail (new roles).
+function subjectText(subject, names) {
+  const [id, ...rest] = subject.split(" ");
+  return names.has(id) ? [names.get(id), ...rest].join(" ") : subject.slice(0, 16);
+}
+
 async function refresh() {
   await showKeyState();
+  const users = (await api("GET", "/api/org/users")).users;
+  userRows.replaceChildren(...users.map(userRow));
+  const names = new Map(users.map((u) => [u.user, u.username]));
   const pending = (await api("GET", "/api/org/devices?status=pending")).devices;
   const approved = (await api("GET", "/api/org/devices?status=approved")).devices;
   pendingList.replaceChildren(...pending.map((d) => row(d, "Approve", approve)));
   approvedList.replaceChildren(...approved.map((d) => row(d, "Revoke", revoke)));
   const events = (await api("GET", "/api/org/audit")).events;
-  trail.replaceChildren(...events.map((e) => el("li", `${new Date(e.at).toISOString()} ${e.action} ${e.subject.slice(0, 16)}`)));
+  trail.replaceChildren(...events.map((e) => el("li", `${new Date(e.at).toISOString()} ${e.action} ${subjectText(e.subject, names)}`)));
 }
 
 async function start() {
   me = await api("GET", "/api/me");
+  const newRoles = document.getElementById("new-roles");
+  for (const role of ROLES) {
+    const { label, box } = roleBox(role, { name: "roles" });
+    box.defaultChecked = role === "professional";
+    newRoles.append(label);
+  }
+  addUser.addEventListener("submit", addProfessional);
   await loadKey(false);
   document.getElementById("create-key").addEventListener("click", () => loadKey(true));
   document.getElementById("refresh").addEventListener("click", refresh);
