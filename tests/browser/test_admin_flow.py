@@ -6,94 +6,21 @@ revokes the device."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser.serving import PASSWORD, ROOT, Deployment, deployment, koppi
+
 pytestmark = pytest.mark.browser
-ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "a long enough password"
-
-
-def koppi(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "server", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
-        **os.environ,
-        "KOPPI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'koppi.sqlite3'}",
-        "KOPPI_LOG_KEY_FILE": str(tmp_path / "log.key"),
-        "KOPPI_LOG_KEY_PASSPHRASE": "log passphrase",
-        "KOPPI_ROOT_KEY_PASSPHRASE": "root passphrase",
-    }
-    koppi(env, "db", "upgrade")
-    koppi(env, "org", "add", "Kela", "0246246-0")
-    koppi(
-        env,
-        "user",
-        "add",
-        "0246246-0",
-        "alice",
-        "--role",
-        "professional",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
-    koppi(
-        env,
-        "user",
-        "add",
-        "0246246-0",
-        "anna",
-        "--role",
-        "org-admin",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
-    koppi(env, "log", "init", str(tmp_path / "log.key"))
-    koppi(env, "root", "init", str(tmp_path / "root.key"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    try:
-        yield {"url": url, "env": env, "root_key": str(tmp_path / "root.key")}
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def server(tmp_path: Path) -> Iterator[Deployment]:
+    with deployment(tmp_path, {"alice": "professional", "anna": "org-admin"}) as running:
+        yield running
 
 
 def login(browser: Any, url: str, user: str) -> Any:
@@ -107,8 +34,8 @@ def login(browser: Any, url: str, user: str) -> Any:
     return page
 
 
-def test_enrol_approve_and_revoke_a_device(browser: Any, server: dict[str, Any]) -> None:
-    url = server["url"]
+def test_enrol_approve_and_revoke_a_device(browser: Any, server: Deployment) -> None:
+    url = server.url
     alice = login(browser, url, "alice")
     alice.goto(url + "/devices")
     alice.click("#enrol")
@@ -126,9 +53,7 @@ def test_enrol_approve_and_revoke_a_device(browser: Any, server: dict[str, Any])
     org_public = anna.text_content("#org-key")
     assert org_public is not None
     # The operator admits the organisation key the admin's browser made (root-signed, logged).
-    out = koppi(
-        server["env"], "org", "admit", "0246246-0", org_public, "--root-key", server["root_key"]
-    )
+    out = koppi(server.env, "org", "admit", "0246246-0", org_public, "--root-key", server.root_key)
     assert "admitted" in out
     anna.click("#refresh")
     anna.wait_for_selector(f"#pending li:has-text('{fingerprint}')")
@@ -155,7 +80,7 @@ def test_enrol_approve_and_revoke_a_device(browser: Any, server: dict[str, Any])
     # browser, the operator adds the root's signature, and new devices are certified with it.
     anna.click("#rotate-key")
     anna.wait_for_selector("#rotation-status[data-state=waiting]")
-    koppi(server["env"], "org", "rotate", "0246246-0", "--root-key", server["root_key"])
+    koppi(server.env, "org", "rotate", "0246246-0", "--root-key", server.root_key)
     anna.click("#refresh")
     anna.wait_for_selector("#rotation-status:has-text('generation 1')")
     new_public = anna.text_content("#org-key")

@@ -5,75 +5,22 @@ lock them out."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser.serving import PASSWORD, ROOT, deployment
+
 pytestmark = pytest.mark.browser
-ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "a long enough password"
 CARL_PASSWORD = "carl's first password"
-
-
-def koppi(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "server", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "KOPPI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'koppi.sqlite3'}"}
-    koppi(env, "db", "upgrade")
-    koppi(env, "org", "add", "Kela", "0246246-0")
-    koppi(
-        env,
-        "user",
-        "add",
-        "0246246-0",
-        "anna",
-        "--role",
-        "org-admin",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with deployment(tmp_path, {"anna": "org-admin"}, log=False) as running:
+        yield running.url
 
 
 def login_page(browser: Any, url: str, user: str, password: str) -> Any:

@@ -1,0 +1,80 @@
+"""A real `koppi serve` for the end-to-end browser tests: a fresh SQLite deployment with the
+organisation Kela, the given users, and (optionally) a transparency log and a sealed root key."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "a long enough password"
+
+
+def koppi(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@dataclass
+class Deployment:
+    url: str
+    env: dict[str, str]
+    root_key: str
+
+
+@contextlib.contextmanager
+def deployment(tmp_path: Path, users: dict[str, str], *, log: bool = True) -> Iterator[Deployment]:
+    """`users`: username -> role, all of Kela, all with PASSWORD."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "KOPPI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'koppi.sqlite3'}"}
+    if log:
+        env |= {
+            "KOPPI_LOG_KEY_FILE": str(tmp_path / "log.key"),
+            "KOPPI_LOG_KEY_PASSPHRASE": "log passphrase",
+            "KOPPI_ROOT_KEY_PASSPHRASE": "root passphrase",
+        }
+    koppi(env, "db", "upgrade")
+    koppi(env, "org", "add", "Kela", "0246246-0")
+    for username, role in users.items():
+        koppi(env, "user", "add", "0246246-0", username, "--role", role, "--password-stdin",
+              stdin=PASSWORD + "\n")  # fmt: skip
+    if log:
+        koppi(env, "log", "init", str(tmp_path / "log.key"))
+        koppi(env, "root", "init", str(tmp_path / "root.key"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    try:
+        yield Deployment(f"http://127.0.0.1:{port}", env, str(tmp_path / "root.key"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
