@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import weakref
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from server.appkeys import (
     AUTHENTICATOR,
     BUS,
     CLOCK,
+    COMMITS,
     CONFIG,
     ENGINE,
     MESSAGING,
@@ -44,6 +46,7 @@ from server.repositories.devices import DeviceRepository
 from server.repositories.threads import ThreadRepository
 from server.repositories.translog import LogRepository
 from server.services.auth import AuthService, HashCost
+from server.services.commits import CommitService, log_commit_head
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
 from server.services.translog import TransparencyLog
@@ -108,6 +111,10 @@ def create_app(
         trail = DeviceRepository(engine)
         app[ORGS] = OrganisationService(trail, translog, clock)
         app[USERS] = UserService(AccountRepository(engine), auth, trail, clock)
+        app[COMMITS] = CommitService(messaging, trail, threads)
+        if translog is not None:
+            await app[COMMITS].log_missing_heads(translog)
+            messaging.on_commit = functools.partial(log_commit_head, translog)
         yield
         if translog is not None:
             await translog.stop()

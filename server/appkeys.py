@@ -14,6 +14,7 @@ from server.metrics import Metrics
 from server.principal import Authenticator
 from server.release import Release
 from server.services.auth import AuthService
+from server.services.commits import CommitService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
 from server.services.translog import TransparencyLog
@@ -32,4 +33,5 @@ TRANSLOG = web.AppKey("translog", TransparencyLog)
 ORGS = web.AppKey("organisations", OrganisationService)
 RELEASE = web.AppKey("release", Release)
 USERS = web.AppKey("users", UserService)
+COMMITS = web.AppKey("commits", CommitService)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

@@ -25,6 +25,7 @@ class Delivery:
     label: str
     body: bytes
     created_at: int
+    kind: str = "message"  # or "commit"
 
 
 class Subscription:

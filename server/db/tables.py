@@ -87,6 +87,11 @@ class Thread(Base):
     purpose: Mapped[str] = mapped_column(String(50))
     next_seq: Mapped[int] = mapped_column(BigInteger, default=1)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # The newest commit the server sequenced (docs/protocol.md §5): its epoch and hash, which
+    # the next commit must name as its parent. None until the genesis commit (epoch 0).
+    epoch: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
+    head_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True, default=None)
+    genesis: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, default=None)
 
 
 class ThreadMember(Base):
@@ -112,6 +117,7 @@ class Envelope(Base):
     label: Mapped[str] = mapped_column(String(2000))  # canonical JSON: {"basis":..,"orgs":[..]}
     body: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(10), server_default="message")  # message | commit
 
 
 class LogEntry(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, TypeVar
 
 import msgspec
@@ -102,3 +103,11 @@ async def revoke_token(request: web.Request) -> web.Response:
     body = await parse(request, RevokeRequest)
     await request.app[AUTH].revoke_token(principal, body.token)
     return web.json_response({"ok": True})
+
+
+def path_uuid(request: web.Request, name: str, missing: ApiError) -> uuid.UUID:
+    """A UUID from the route; a malformed one is answered like an unknown one (`missing`)."""
+    try:
+        return uuid.UUID(request.match_info[name])
+    except ValueError:
+        raise missing from None

@@ -10,10 +10,11 @@ import msgspec
 from aiohttp import web
 
 from crypto.fingerprint import fingerprint_hex, fingerprint_words
-from server.appkeys import MESSAGING, ORGS
+from server.appkeys import COMMITS, MESSAGING, ORGS
 from server.db.tables import Device
 from server.errors import ApiError
-from server.http.api import parse, require_principal
+from server.http.api import parse, path_uuid, require_principal
+from server.services.messaging import NOT_MEMBER
 from server.ws.frames import b64u_decode, b64u_encode
 
 routes = web.RouteTableDef()
@@ -170,15 +171,32 @@ async def audit(request: web.Request) -> web.Response:
     )
 
 
+def _thread_id(request: web.Request) -> uuid.UUID:
+    return path_uuid(request, "thread_id", NOT_MEMBER)
+
+
+@routes.get("/api/threads/{thread_id}")
+async def thread(request: web.Request) -> web.Response:
+    """The thread's genesis (what epoch 0's commit names as its parent) and the newest epoch
+    the server sequenced; members only."""
+    principal = await require_principal(request)
+    thread_id = _thread_id(request)
+    epoch, genesis = await request.app[COMMITS].genesis(principal, thread_id)
+    return web.json_response(
+        {
+            "thread": str(thread_id),
+            "epoch": epoch,
+            "genesis": None if genesis is None else b64u_encode(genesis),
+        }
+    )
+
+
 @routes.get("/api/threads/{thread_id}/devices")
 async def thread_devices(request: web.Request) -> web.Response:
     """The devices the server says are in a thread's members' hands (members only). The server
     is not the authority: clients admit a device only with a verified, logged certificate."""
     principal = await require_principal(request)
-    try:
-        thread_id = uuid.UUID(request.match_info["thread_id"])
-    except ValueError:
-        raise ApiError(403, "koppi.not_member", "not a member of that thread") from None
+    thread_id = _thread_id(request)
     members = await request.app[MESSAGING].require_member(principal, thread_id)
     devices = await request.app[ORGS].devices_of_members(members)
     return web.json_response({"devices": [device_json(d) for d in devices]})

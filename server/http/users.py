@@ -13,7 +13,7 @@ from crypto.identity import ROLE_PROFESSIONAL
 from server.appkeys import USERS
 from server.db.tables import User
 from server.errors import ApiError
-from server.http.api import parse, require_principal
+from server.http.api import parse, path_uuid, require_principal
 
 routes = web.RouteTableDef()
 Role = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -48,10 +48,7 @@ def user_json(u: User) -> dict[str, object]:
 
 
 def _user_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["user_id"])
-    except ValueError:
-        raise ApiError(404, "koppi.unknown_user", "no such user") from None
+    return path_uuid(request, "user_id", ApiError(404, "koppi.unknown_user", "no such user"))
 
 
 @routes.get("/api/org/users")

@@ -28,6 +28,11 @@ class DeviceRepository:
             row = (await conn.execute(select(Device).where(Device.device_id == device_id))).first()
             return None if row is None else Device(**row._mapping)
 
+    async def get_many(self, device_ids: Iterable[bytes]) -> list[Device]:
+        query = select(Device).where(Device.device_id.in_(list(device_ids)))
+        async with self._engine.connect() as conn:
+            return [Device(**r._mapping) for r in await conn.execute(query)]
+
     async def of_org(self, org_id: uuid.UUID, status: str | None) -> list[Device]:
         query = select(Device).where(Device.org_id == org_id).order_by(Device.created_at)
         if status is not None:

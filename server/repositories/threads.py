@@ -27,6 +27,17 @@ class DuplicateEnvelope(Exception):
 
 
 @dataclass(frozen=True)
+class HeadAdvance:
+    """A commit moves its thread's head from (epoch - 1, prev_hash) to (epoch, commit_hash);
+    epoch 0 moves it from nothing, and stores the genesis (docs/protocol.md §5.1, §5.5)."""
+
+    epoch: int
+    prev_hash: bytes
+    commit_hash: bytes
+    genesis: bytes | None = None
+
+
+@dataclass(frozen=True)
 class NewEnvelope:
     thread_id: uuid.UUID
     msg_id: bytes
@@ -35,6 +46,11 @@ class NewEnvelope:
     epoch: int
     label: str
     body: bytes
+    commit: HeadAdvance | None = None  # set for a commit, None for a message
+
+    @property
+    def kind(self) -> str:
+        return "message" if self.commit is None else "commit"
 
 
 class ThreadRepository:
@@ -179,6 +195,50 @@ class ThreadRepository:
         return firsts
 
     @staticmethod
+    def advance_head(conn: Connection, thread_id: uuid.UUID, head: HeadAdvance) -> str | None:
+        """Move the thread's head if it is where the commit says it is; else why not (an error
+        code). Conditional in one UPDATE, so two writers cannot both sequence an epoch."""
+        parent = (
+            Thread.epoch.is_(None)
+            if head.epoch == 0
+            else (Thread.epoch == head.epoch - 1) & (Thread.head_hash == head.prev_hash)
+        )
+        values: dict[str, object] = {"epoch": head.epoch, "head_hash": head.commit_hash}
+        if head.genesis is not None:
+            values["genesis"] = head.genesis
+        moved = conn.execute(
+            update(Thread).where(Thread.id == thread_id, parent).values(**values)
+        ).rowcount
+        if moved:
+            return None
+        current = conn.execute(select(Thread.epoch).where(Thread.id == thread_id)).scalar()
+        if current is not None and head.epoch <= current:
+            return "koppi.stale_commit"
+        if head.epoch > (-1 if current is None else current) + 1:
+            return "koppi.epoch_gap"
+        return "koppi.bad_prev_hash"
+
+    async def thread_head(self, thread_id: uuid.UUID) -> tuple[int | None, bytes | None]:
+        """(epoch, genesis) of a thread; (None, None) before its genesis commit."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(Thread.epoch, Thread.genesis).where(Thread.id == thread_id)
+                )
+            ).first()
+        return (None, None) if row is None else (row.epoch, row.genesis)
+
+    async def commits(self) -> list[tuple[uuid.UUID, int, bytes]]:
+        """Every sequenced commit (thread, epoch, body), in each thread's order."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(Envelope.thread_id, Envelope.epoch, Envelope.body)
+                .where(Envelope.kind == "commit")
+                .order_by(Envelope.thread_id, Envelope.seq)
+            )
+            return [(r.thread_id, int(r.epoch), bytes(r.body)) for r in rows]
+
+    @staticmethod
     def insert(conn: Connection, rows: Sequence[tuple[NewEnvelope, int]], now: int) -> None:
         if conn.dialect.name == "sqlite":
             return _SqliteWriter(conn).insert(rows, now)
@@ -202,6 +262,7 @@ class ThreadRepository:
                     "label": e.label,
                     "body": e.body,
                     "created_at": now,
+                    "kind": e.kind,
                 }
                 for e, seq in rows
             ],
@@ -267,7 +328,7 @@ class _SqliteWriter:
         # Multi-row INSERTs rather than executemany, for the same reason as reserve_seqs: one
         # GIL release per statement instead of one per row.
         for chunk in _chunks(rows, 500):
-            values = ",".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in chunk)
+            values = ",".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in chunk)
             args: list[object] = []
             for e, seq in chunk:
                 args += [
@@ -280,10 +341,11 @@ class _SqliteWriter:
                     e.label,
                     e.body,
                     now,
+                    e.kind,
                 ]
             self._cur.execute(
                 "INSERT INTO envelopes (thread_id, seq, msg_id, sender_device, sender_user, "  # noqa: S608
-                f"epoch, label, body, created_at) VALUES {values}",
+                f"epoch, label, body, created_at, kind) VALUES {values}",
                 args,
             )
 
@@ -302,4 +364,5 @@ def _delivery(r: object) -> Delivery:
         label=r.label,  # type: ignore[attr-defined]
         body=r.body,  # type: ignore[attr-defined]
         created_at=r.created_at,  # type: ignore[attr-defined]
+        kind=r.kind,  # type: ignore[attr-defined]
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
@@ -29,12 +29,26 @@ from server.bus import Delivery, FanoutBus
 from server.errors import ApiError
 from server.metrics import Metrics
 from server.principal import Principal
-from server.repositories.threads import DuplicateEnvelope, NewEnvelope, ThreadRepository
+from server.repositories.threads import (
+    DuplicateEnvelope,
+    HeadAdvance,
+    NewEnvelope,
+    ThreadRepository,
+)
 
 log = structlog.get_logger(__name__)
 
 NOT_MEMBER = ApiError(403, "koppi.not_member", "you are not a member of that thread")
 FOREIGN_SENDER = ApiError(403, "koppi.forbidden", "an envelope is sent as its own user only")
+COMMIT_REFUSED = {
+    "koppi.stale_commit": ApiError(
+        409, "koppi.stale_commit", "a commit for that epoch was sequenced first: apply it, retry"
+    ),
+    "koppi.epoch_gap": ApiError(409, "koppi.epoch_gap", "the thread is not at the epoch before"),
+    "koppi.bad_prev_hash": ApiError(
+        409, "koppi.bad_prev_hash", "the commit does not name the thread's head commit"
+    ),
+}
 DUPLICATE_ID = ApiError(
     409, "koppi.duplicate_message_id", "that message id is taken in this thread"
 )
@@ -70,6 +84,9 @@ class MessagingService:
         self._writer: asyncio.Task[None] | None = None
         self._members: dict[uuid.UUID, asyncio.Future[frozenset[uuid.UUID]]] = {}
         self._prefetching: set[asyncio.Task[None]] = set()
+        # Called for each newly sequenced commit, after its transaction and before its ack: the
+        # transparency log records the thread's new head (docs/protocol.md §4 "Commit head").
+        self.on_commit: Callable[[uuid.UUID, HeadAdvance], Awaitable[None]] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -249,6 +266,24 @@ class MessagingService:
                     continue
                 claimed[key] = p
                 fresh.setdefault(p.envelope.thread_id, []).append(p)
+            for thread_id, items in list(fresh.items()):
+                kept = []
+                for p in items:  # a commit moves the head only from where it says it is
+                    e = p.envelope
+                    refused = e.commit and self._threads.advance_head(conn, thread_id, e.commit)
+                    if not refused:
+                        kept.append(p)
+                        continue
+                    again = self._threads.existing(conn, [(thread_id, e.msg_id)])
+                    seen = again.get((thread_id, e.msg_id))
+                    if seen is not None and seen[1] == e.sender_device:  # a resend
+                        results.append((p, Accepted(thread_id, e.msg_id, seen[0], True)))
+                    else:
+                        results.append((p, COMMIT_REFUSED[refused]))
+                if kept:
+                    fresh[thread_id] = kept
+                else:
+                    del fresh[thread_id]
             rows: list[tuple[NewEnvelope, int]] = []
             if fresh:
                 firsts = self._threads.reserve_seqs(conn, {t: len(i) for t, i in fresh.items()})
@@ -267,6 +302,7 @@ class MessagingService:
                                 e.label,
                                 e.body,
                                 now,
+                                e.kind,
                             )
                         )
                 self._threads.insert(conn, rows, now)
@@ -276,6 +312,14 @@ class MessagingService:
         # The transaction has committed: only now may anyone hear of these envelopes.
         self._metrics.commit_latency.observe((self._clock.now_ms() - started) / 1000)
         self._metrics.messages_accepted.inc(stored_count)
+        if self.on_commit is not None:
+            for p, result in results:
+                head = p.envelope.commit
+                if head is not None and isinstance(result, Accepted) and not result.duplicate:
+                    try:
+                        await self.on_commit(p.envelope.thread_id, head)
+                    except Exception as e:  # sequenced all the same; logged at the next start
+                        log.error("commit_head.log_failed", error=type(e).__name__)
         answers = {id(p): outcome for p, outcome in results}
         for p in live:
             if p.done.done():

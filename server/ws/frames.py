@@ -53,11 +53,18 @@ class Send(msgspec.Struct, tag="send", tag_field="type", forbid_unknown_fields=T
     body: B64
 
 
+class CommitFrame(msgspec.Struct, tag="commit", tag_field="type", forbid_unknown_fields=True):
+    id: B64  # client id of this commit, 16 bytes (a resend gets the same seq)
+    thread: uuid.UUID
+    body: B64  # the Commit encoding (docs/protocol.md §5.2)
+    genesis: B64 | None = None  # the Genesis encoding, with the epoch-0 commit only
+
+
 class Ping(msgspec.Struct, tag="ping", tag_field="type", forbid_unknown_fields=True):
     pass
 
 
-ClientFrame = Hello | Send | Ping
+ClientFrame = Hello | Send | CommitFrame | Ping
 
 # --- server -> client --------------------------------------------------------------------------
 
@@ -75,6 +82,7 @@ class Ack(msgspec.Struct, tag="ack", tag_field="type"):
 
 
 class Deliver(msgspec.Struct, tag="deliver", tag_field="type"):
+    kind: str  # message | commit
     thread: uuid.UUID
     seq: int
     id: str

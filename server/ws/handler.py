@@ -23,7 +23,17 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from crypto.clock import Clock
-from server.appkeys import AUTHENTICATOR, BUS, CLOCK, CONFIG, MESSAGING, METRICS, ORGS, SOCKETS
+from server.appkeys import (
+    AUTHENTICATOR,
+    BUS,
+    CLOCK,
+    COMMITS,
+    CONFIG,
+    MESSAGING,
+    METRICS,
+    ORGS,
+    SOCKETS,
+)
 from server.bus import Delivery, FanoutBus, Subscription
 from server.config import Config
 from server.db.tables import Device
@@ -31,6 +41,7 @@ from server.errors import ApiError
 from server.metrics import Metrics
 from server.principal import Principal
 from server.repositories.threads import NewEnvelope
+from server.services.commits import CommitService
 from server.services.messaging import Accepted, MessagingService
 from server.services.organisations import OrganisationService
 from server.ws import frames
@@ -81,7 +92,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     conn = Connection(
         ws, transport, principal, app[MESSAGING], app[BUS], app[CLOCK], cfg, app[METRICS]
     )
-    conn.orgs = app[ORGS]
+    conn.orgs, conn.commits = app[ORGS], app[COMMITS]
     app[CONNECTIONS].add(conn)
     app[SOCKETS].add(ws)
     app[METRICS].connections.inc()
@@ -124,6 +135,7 @@ class Connection:
         self.subscription: Subscription | None = None
         self.device_id: bytes | None = None  # the device this connection speaks for, if named
         self.orgs: OrganisationService | None = None
+        self.commits: CommitService | None = None
         self.last: dict[uuid.UUID, int] = {}  # highest seq sent, per thread
         self.held: list[Delivery] | None = None  # None: live; a list: reading the backlog
         self.overflowed = False
@@ -165,6 +177,8 @@ class Connection:
                 raise ApiError(400, "koppi.hello_required", "send hello first")
             elif isinstance(frame, frames.Send):
                 await self._send(frame)
+            elif isinstance(frame, frames.CommitFrame):
+                await self._commit(frame)
             else:
                 self._put(frames.Pong())
         except ApiError as e:
@@ -215,6 +229,21 @@ class Connection:
         await self.in_flight.acquire()  # back-pressure: stop reading while too many are pending
         stored = self.messaging.submit(self.principal, envelope)
         stored.add_done_callback(functools.partial(self._stored, send.id))
+
+    async def _commit(self, frame: frames.CommitFrame) -> None:
+        assert self.commits is not None  # set by websocket() before the first frame
+        msg_id = b64u_decode(frame.id, field="id", length=16)
+        body = b64u_decode(frame.body, field="body")
+        if len(body) > self.cfg.max_body_bytes:
+            raise ApiError(413, "koppi.body_too_large", "commit too large")
+        genesis = None if frame.genesis is None else b64u_decode(frame.genesis, field="genesis")
+        await self.in_flight.acquire()
+        try:
+            stored = await self.commits.submit(self.principal, frame.thread, msg_id, body, genesis)
+        except BaseException:
+            self.in_flight.release()
+            raise
+        stored.add_done_callback(functools.partial(self._stored, frame.id))
 
     def _stored(self, wire_id: str, stored: asyncio.Future[Accepted]) -> None:
         """Answer a send once its commit is done: an ack, or the error's code."""
@@ -380,6 +409,7 @@ class _DeliverFrames:
         frame = text_frame(
             frames.encoder.encode(
                 frames.Deliver(
+                    kind=d.kind,
                     thread=d.thread_id,
                     seq=d.seq,
                     id=b64u_encode(d.msg_id),

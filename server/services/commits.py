@@ -1,0 +1,139 @@
+"""The server's part in commits (docs/protocol.md §5): it orders them and fences, it is never the
+authority on membership.
+
+A commit joins its thread's single order like a message, but only if it extends the thread's head
+(epoch and parent hash, checked in the storing transaction: the first valid commit sequenced for
+an epoch wins, RFC 9420 §14), if its committer is one of the sender's approved devices, and if
+every device in its roster is an approved device of a member of the thread (a revoked device is
+fenced out, whatever a client proposes). Every sequenced commit's head goes to the transparency
+log, so witnesses see a fork. Members still verify everything themselves (`crypto.group.Chain`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import structlog
+
+from crypto.commit import Commit, Genesis, RosterEntry
+from crypto.errors import KoppiError
+from crypto.logentries import CommitHead
+from server.errors import ApiError
+from server.principal import Principal
+from server.repositories.devices import DeviceRepository
+from server.repositories.threads import HeadAdvance, NewEnvelope, ThreadRepository
+from server.services.messaging import Accepted, MessagingService
+from server.services.translog import TransparencyLog
+
+log = structlog.get_logger(__name__)
+
+COMMIT_LABEL = '{"basis":"commit","orgs":[]}'  # commits carry no content to store elsewhere
+
+
+class CommitService:
+    def __init__(
+        self, messaging: MessagingService, devices: DeviceRepository, threads: ThreadRepository
+    ) -> None:
+        self._messaging, self._devices, self._threads = messaging, devices, threads
+
+    async def submit(
+        self,
+        principal: Principal,
+        thread_id: uuid.UUID,
+        msg_id: bytes,
+        commit_bytes: bytes,
+        genesis_bytes: bytes | None,
+    ) -> asyncio.Future[Accepted]:
+        members = await self._messaging.require_member(principal, thread_id)
+        try:
+            commit = Commit.decode(commit_bytes)
+        except KoppiError as e:
+            raise ApiError(400, "koppi.bad_commit", f"not a commit ({e.code})") from None
+        core = commit.core
+        if core.thread_id != thread_id.bytes:
+            raise ApiError(400, "koppi.wrong_thread", "the commit is for another thread")
+        committer = await self._devices.get(core.committer)
+        if (
+            committer is None
+            or committer.user_id != principal.user_id
+            or (committer.status != "approved")
+        ):
+            raise ApiError(403, "koppi.forbidden", "commit from one of your approved devices")
+        await self._fence(core.roster, members)
+        if core.epoch == 0:
+            if genesis_bytes is None:
+                raise ApiError(400, "koppi.bad_genesis", "the first commit comes with its genesis")
+            self._check_genesis(genesis_bytes, thread_id, core.prev_commit_hash, core.committer)
+        elif genesis_bytes is not None:
+            raise ApiError(400, "koppi.frame_invalid", "only the first commit has a genesis")
+        envelope = NewEnvelope(
+            thread_id=thread_id,
+            msg_id=msg_id,
+            sender_device=core.committer,
+            sender_user=principal.user_id,
+            epoch=core.epoch,
+            label=COMMIT_LABEL,
+            body=commit_bytes,
+            commit=HeadAdvance(core.epoch, core.prev_commit_hash, commit.hash, genesis_bytes),
+        )
+        return self._messaging.submit(principal, envelope)
+
+    async def _fence(self, roster: tuple[RosterEntry, ...], members: frozenset[uuid.UUID]) -> None:
+        known = {d.device_id: d for d in await self._devices.get_many(e.device_id for e in roster)}
+        for entry in roster:
+            d = known.get(entry.device_id)
+            if (
+                d is None
+                or d.status != "approved"
+                or d.user_id not in members
+                or (entry.user_id, entry.org_id) != (d.user_id.bytes, d.org_id.bytes)
+            ):
+                raise ApiError(
+                    403,
+                    "koppi.roster_refused",
+                    f"device {entry.device_id.hex()[:16]} is not an approved device of a member",
+                )
+
+    @staticmethod
+    def _check_genesis(raw: bytes, thread_id: uuid.UUID, prev: bytes, committer: bytes) -> None:
+        try:
+            genesis = Genesis.decode(raw)
+        except KoppiError:
+            raise ApiError(400, "koppi.bad_genesis", "not a genesis") from None
+        if (genesis.thread_id, genesis.hash, genesis.creator) != (thread_id.bytes, prev, committer):
+            raise ApiError(
+                400, "koppi.bad_genesis", "the genesis is for another thread, commit or creator"
+            )
+
+    async def genesis(
+        self, principal: Principal, thread_id: uuid.UUID
+    ) -> tuple[int | None, bytes | None]:
+        await self._messaging.require_member(principal, thread_id)
+        return await self.genesis_of(thread_id)
+
+    async def genesis_of(self, thread_id: uuid.UUID) -> tuple[int | None, bytes | None]:
+        """(the newest sequenced epoch, the genesis) of a thread; (None, None) before epoch 0."""
+        return await self._threads.thread_head(thread_id)
+
+    async def log_missing_heads(self, translog: TransparencyLog) -> int:
+        """At start: log the head of any commit sequenced by a process that stopped before it
+        could log it. Returns how many were missing."""
+        logged = {entry for _, entry in await self._devices.log_entries_of_kind("commit-head")}
+        missing = 0
+        for thread_id, epoch, body in await self._threads.commits():
+            entry = CommitHead(thread_id.bytes, epoch, Commit.decode(body).hash).encode()
+            if entry not in logged:
+                await translog.append("commit-head", entry)
+                missing += 1
+        if missing:
+            log.warning("commit_heads.logged_late", count=missing)
+        return missing
+
+
+async def log_commit_head(
+    translog: TransparencyLog, thread_id: uuid.UUID, head: HeadAdvance
+) -> None:
+    await translog.append(
+        "commit-head", CommitHead(thread_id.bytes, head.epoch, head.commit_hash).encode()
+    )
