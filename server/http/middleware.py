@@ -48,6 +48,14 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as e:
+        # Every refusal is on record with its code (never the body that caused it).
+        resource = request.match_info.route.resource
+        log.warning(
+            "http.refused",
+            route=resource.canonical if resource is not None else "?",
+            status=e.status,
+            code=e.code,
+        )
         return web.json_response(e.as_json(), status=e.status)
     except web.HTTPException as e:
         if e.status < 400:

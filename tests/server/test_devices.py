@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from structlog.testing import capture_logs
+
 from crypto.clock import SeededRng
 from crypto.fingerprint import fingerprint_hex, fingerprint_words
 from crypto.identity import SUBJECT_DEVICE, DeviceCert, OrgCert, Revocation
@@ -162,8 +164,12 @@ async def test_certificates_the_log_does_not_back_are_refused(cast: Cast) -> Non
         certificate(cast, signing, kem, user_id=cast.users["mallory"].bytes),  # another user
         b"not a certificate",
     ):
-        refused = await call(cast, "anna", "POST", path, {"certificate": b64u(cert)}, 400)
+        with capture_logs() as logs:
+            refused = await call(cast, "anna", "POST", path, {"certificate": b64u(cert)}, 400)
         assert refused["error"]["code"] == "koppi.bad_certificate"
+        (line,) = [e for e in logs if e["event"] == "http.refused"]  # on record, with its code
+        assert line["code"] == "koppi.bad_certificate" and line["route"].endswith("/certificate")
+        assert b64u(cert) not in repr(logs)  # never the body
     assert (await call(cast, "alice", "GET", f"/api/devices/{device['device_id']}"))[
         "status"
     ] == "pending"
