@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import WSCloseCode, web
 
 from crypto.clock import Clock, Rng
+from crypto.errors import KoppiError
 from crypto.keyfile import open_keyfile
 from crypto.primitives import SigningKey
 from server.appkeys import (
@@ -154,5 +155,10 @@ def load_log_key(path: str) -> SigningKey:
     passphrase = os.environ.get("KOPPI_LOG_KEY_PASSPHRASE", "")
     if not passphrase:
         raise ConfigError("log_key_file is set but KOPPI_LOG_KEY_PASSPHRASE is empty")
-    secrets = open_keyfile(Path(path).read_bytes(), passphrase)
-    return SigningKey.from_seed(secrets[LOG_KEY_NAME])
+    try:
+        secrets = open_keyfile(Path(path).read_bytes(), passphrase)
+        return SigningKey.from_seed(secrets[LOG_KEY_NAME])
+    except (OSError, KoppiError, KeyError):
+        raise ConfigError(
+            f"log_key_file {path}: unreadable, wrong KOPPI_LOG_KEY_PASSPHRASE, or not a log key"
+        ) from None

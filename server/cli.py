@@ -109,10 +109,15 @@ def main(argv: list[str] | None = None) -> int:
         "--roles", required=True, help="comma-separated, e.g. professional,org-admin ('' for none)"
     )
     root = sub.add_parser("root", help="the deployment root key (operator)")
-    root_init = root.add_subparsers(dest="root_command", required=True).add_parser(
+    root_commands = root.add_subparsers(dest="root_command", required=True)
+    root_init = root_commands.add_parser(
         "init", help="create the root key, sealed with a passphrase; prints what clients pin"
     )
     root_init.add_argument("key_file", type=Path)
+    root_show = root_commands.add_parser(
+        "fingerprint", help="print the root public key and key id that clients pin"
+    )
+    root_show.add_argument("key_file", type=Path)
     monitor = sub.add_parser(
         "monitor", help="an organisation's witness: check the log and cosign the heads it checked"
     )
@@ -170,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(rotate)
         if args.command == "org" and args.org_command == "suspend":
             return asyncio.run(_suspend_org(cfg, args.business_id, args.root_key))
+        if args.command == "root" and args.root_command == "fingerprint":
+            root_key = open_sealed_key(args.key_file, ROOT_KEY_NAME, "KOPPI_ROOT_KEY_PASSPHRASE")
+            print_public(root_key.public)
+            return 0
         if args.command == "root":
             return seal_new_key(args.key_file, ROOT_KEY_NAME, "KOPPI_ROOT_KEY_PASSPHRASE")
         if args.command == "user" and args.user_command == "add":
@@ -192,7 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     except SchemaOutdated as e:
         print(f"koppi: {e}", file=sys.stderr)
         return 3
+    except (KeyFileError, ConfigError) as e:
+        print(f"koppi: {e}", file=sys.stderr)
+        return 2
     return 2
+
+
+class KeyFileError(Exception):
+    """A sealed key file that cannot be read or opened: said plainly, no traceback."""
 
 
 def serve_command(cfg: Config, banner: str = "") -> int:
@@ -377,14 +393,28 @@ def seal_new_key(path: Path, name: str, passphrase_env: str) -> int:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(blob)
-    print(f"public key: {key.public.hex()}")
-    print(f"key id:     {key_id(key.public).hex()}")
+    print_public(key.public)
     return 0
 
 
+def print_public(public: bytes) -> None:
+    print(f"public key: {public.hex()}")
+    print(f"key id:     {key_id(public).hex()}")
+
+
 def open_sealed_key(path: Path, name: str, passphrase_env: str) -> SigningKey:
+    try:
+        sealed = path.read_bytes()
+    except OSError as e:
+        raise KeyFileError(f"cannot read {path}: {e.strerror}") from None
     passphrase = os.environ.get(passphrase_env) or getpass.getpass("Passphrase: ")
-    return SigningKey.from_seed(open_keyfile(path.read_bytes(), passphrase)[name])
+    try:
+        secrets = open_keyfile(sealed, passphrase)
+    except KoppiError:
+        raise KeyFileError(f"{path}: wrong passphrase, or not a key file Koppi sealed") from None
+    if name not in secrets:
+        raise KeyFileError(f"{path} holds no {name}")
+    return SigningKey.from_seed(secrets[name])
 
 
 async def _admit_org(cfg: Config, business_id: str, org_public_hex: str, root_file: Path) -> int:

@@ -142,9 +142,7 @@ def test_log_init_seals_a_log_key_that_serve_opens(
     monkeypatch.setenv("KOPPI_LOG_KEY_PASSPHRASE", env["KOPPI_LOG_KEY_PASSPHRASE"])
     assert load_log_key(str(key_file)).public.hex() == public
     monkeypatch.setenv("KOPPI_LOG_KEY_PASSPHRASE", "wrong")
-    from crypto.errors import AuthFailed
-
-    with pytest.raises(AuthFailed):
+    with pytest.raises(ConfigError, match="wrong KOPPI_LOG_KEY_PASSPHRASE"):
         load_log_key(str(key_file))
     monkeypatch.setenv("KOPPI_LOG_KEY_PASSPHRASE", "")
     with pytest.raises(ConfigError):
@@ -170,6 +168,23 @@ def test_the_operator_admits_an_organisation_into_the_log(sqlite_url: str, tmp_p
     root = _koppi("root", "init", str(tmp_path / "root.key"), env=env)
     org_key = _koppi("org", "key", str(tmp_path / "org.key"), env=env)
     root_public = root.stdout.split("public key:")[1].split()[0]
+    shown = _koppi("root", "fingerprint", str(tmp_path / "root.key"), env=env)
+    assert shown.returncode == 0 and shown.stdout == root.stdout  # what clients pin, any time
+    wrong = _koppi("root", "fingerprint", str(tmp_path / "root.key"),
+                   env={"KOPPI_ROOT_KEY_PASSPHRASE": "not the passphrase"})  # fmt: skip
+    assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr
+    assert "Traceback" not in wrong.stderr and root_public not in wrong.stdout
+    log_key = _koppi("log", "init", str(tmp_path / "log.key"),
+                     env={"KOPPI_LOG_KEY_PASSPHRASE": "log passphrase"})  # fmt: skip
+    assert log_key.returncode == 0
+    not_root = _koppi("root", "fingerprint", str(tmp_path / "log.key"),
+                      env={"KOPPI_ROOT_KEY_PASSPHRASE": "log passphrase"})  # fmt: skip
+    assert not_root.returncode == 2 and "holds no root-signing-key" in not_root.stderr
+    missing = _koppi("root", "fingerprint", str(tmp_path / "nowhere.key"), env=env)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    wrong_log = {"KOPPI_LOG_KEY_FILE": str(tmp_path / "log.key"), "KOPPI_LOG_KEY_PASSPHRASE": "x"}
+    locked = _koppi(*db, "serve", "--port", "0", env=wrong_log)
+    assert locked.returncode == 2 and "wrong KOPPI_LOG_KEY_PASSPHRASE" in locked.stderr
     org_public = org_key.stdout.split("public key:")[1].split()[0]
     assert _koppi(*db, "org", "add", "Kela", "0246246-0").returncode == 0
     bad = _koppi(*db, "org", "admit", "9999999-9", org_public, "--root-key",
