@@ -140,25 +140,40 @@ async def fetch_entries(get: GetJson, start: int, end: int) -> list[Entry]:
 
 @dataclass(frozen=True)
 class Resolution:
-    """The devices a client may wrap keys to, and those it refuses with the reason."""
+    """The devices a client may wrap keys to, those it refuses with the reason, and new devices
+    of members that wait for a person's approval."""
 
     members: list[Member]
     refused: dict[bytes, str]
+    needs_approval: dict[bytes, str]
 
 
 def resolve_members(
-    listed: Iterable[Mapping[str, Any]], follower: LogFollower, *, at_index: int | None = None
+    listed: Iterable[Mapping[str, Any]],
+    follower: LogFollower,
+    *,
+    roster: Iterable[bytes] = (),
+    approved: Iterable[bytes] = (),
+    at_index: int | None = None,
 ) -> Resolution:
     """Check the devices the server lists for a thread against what the log proves.
 
     A device is admissible only if the trust store verified a certificate for it that is the one
     the server names (by log index), for the user and organisation the server claims, and not
     revoked; anything else is refused with a reason a person can act on (outline §2).
+
+    A new device of a user who already has a device in the thread's `roster` joins only if one of
+    that user's roster devices linked it (a logged DeviceLink) or a person `approved` it after
+    comparing its fingerprint; otherwise it waits in `needs_approval` (outline §2: a second
+    device is how a stolen account would slip in).
     """
     trust = follower.trust
     index = follower.size if at_index is None else at_index
+    in_roster, by_person = set(roster), set(approved)
+    roster_users = {d.user_id for d in map(trust.device, in_roster) if d is not None}
     members: list[Member] = []
     refused: dict[bytes, str] = {}
+    needs_approval: dict[bytes, str] = {}
     for item in listed:
         device_id = unb64u(item["device_id"])
         device: VerifiedDevice | None = trust.device(device_id)
@@ -181,9 +196,24 @@ def resolve_members(
             refused[device_id] = f"koppi.device_revoked: revoked at index {device.revoked_at_index}"
         elif device.expired(trust.now()):
             refused[device_id] = "koppi.removal_due: its certificate has expired"
+        elif (
+            device_id not in in_roster
+            and device.user_id in roster_users
+            and device_id not in by_person
+            and not _linked_from(trust, device_id, in_roster)
+        ):
+            needs_approval[device_id] = (
+                "a new device of a member, linked from none of their devices in this thread:"
+                " compare its fingerprint with its owner before approving it"
+            )
         else:
             members.append(Member(device))
-    return Resolution(members, refused)
+    return Resolution(members, refused, needs_approval)
+
+
+def _linked_from(trust: TrustStore, device_id: bytes, roster: set[bytes]) -> bool:
+    link = trust.linked(device_id)
+    return link is not None and link.existing_device_id in roster
 
 
 def _uuid(raw: bytes) -> str:

@@ -19,7 +19,7 @@ import pytest
 from client.monitor import Forbidden, Monitor
 from client.trust import LogFollower, resolve_members, unb64u
 from crypto.clock import FakeClock, SeededRng
-from crypto.identity import DeviceCert, OrgCert, TrustStore, device_id_of
+from crypto.identity import DeviceCert, DeviceLink, OrgCert, TrustStore, device_id_of
 from crypto.primitives import KemKey, SigningKey
 from crypto.treehead import LogConfig, LogView, key_id
 from server.appkeys import ENGINE, TRANSLOG
@@ -73,9 +73,11 @@ async def admit(
     await cast.app[TRANSLOG].append("org", cert.encode())
 
 
-async def certified_device(cast: Cast, user: str, admin: str, org_key: SigningKey) -> str:
+async def certified_device(
+    cast: Cast, user: str, admin: str, org_key: SigningKey, signing: SigningKey | None = None
+) -> str:
     """Enrol a device for `user` and have `admin` certify it, as the real flow does."""
-    signing, kem = SigningKey.generate(RNG), KemKey.generate(RNG)
+    signing, kem = signing or SigningKey.generate(RNG), KemKey.generate(RNG)
     owner, boss = await Api.of(cast, user), await Api.of(cast, admin)
     device = await owner.post(
         "/api/devices",
@@ -245,3 +247,43 @@ async def test_a_monitor_without_the_admin_role_says_it_skipped_the_device_check
     await deployment(cast)
     found = await monitor_of(await Api.of(cast, "bob"), cast.org_b, tmp_path).check_once()
     assert found.cosigned and found.notes and "org-admin" in found.notes[0]
+
+
+async def test_a_members_new_device_joins_only_when_linked_or_approved(
+    cast: Cast, tmp_path: Path
+) -> None:
+    laptop_key = SigningKey.generate(RNG)
+    await admit(cast, cast.org_a, "Kela", "0246246-0", KELA_KEY)
+    laptop = await certified_device(cast, "alice", "anna", KELA_KEY, laptop_key)
+    phone = await certified_device(cast, "alice", "anna", KELA_KEY)
+    await cast.app[TRANSLOG].sign_head()
+    await monitor_of(await Api.of(cast, "anna"), cast.org_a, tmp_path).check_once()
+    api, follower = await honest_client(cast, "bob")
+    listed = (await api.get(f"/api/threads/{cast.thread}/devices"))["devices"]
+    roster = [unb64u(laptop)]
+    waiting = resolve_members(listed, follower, roster=roster)
+    assert [b64u(m.device.device_id) for m in waiting.members] == [laptop]
+    assert list(waiting.needs_approval) == [unb64u(phone)] and waiting.refused == {}
+    # A person compared the fingerprint and approved it:
+    by_person = resolve_members(listed, follower, roster=roster, approved=[unb64u(phone)])
+    assert {b64u(m.device.device_id) for m in by_person.members} == {laptop, phone}
+    # Or the laptop links it (logged), and every honest client then admits it by itself.
+    verified = follower.trust.device(unb64u(phone))
+    assert verified is not None
+    i = verified.cert_log_index
+    (entry,) = (await api.get(f"/api/log/entries?start={i}&end={i + 1}"))["entries"]
+    phone_cert = DeviceCert.decode(unb64u(entry["data"]))
+    link = DeviceLink.issue(
+        laptop_key, user_id=cast.users["alice"].bytes, new_cert=phone_cert, issued_at=5
+    )
+    owner = await Api.of(cast, "alice")
+    await owner.post(f"/api/devices/{phone}/link", {"link": b64u(link.encode())})
+    cast.clock.advance(1)
+    await cast.app[TRANSLOG].sign_head()
+    await monitor_of(await Api.of(cast, "anna"), cast.org_a, tmp_path).check_once()
+    await follower.follow(api.get)
+    linked = resolve_members(listed, follower, roster=roster)
+    assert {b64u(m.device.device_id) for m in linked.members} == {laptop, phone}
+    assert linked.needs_approval == {}
+    # A first device of a user not yet in the thread is not this rule's business (invitations).
+    assert resolve_members(listed, follower).needs_approval == {}
