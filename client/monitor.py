@@ -18,8 +18,12 @@ head that holds a bad entry, but it alerts on
   the log at the index the server names (a ghost device; needs an `org-admin` token);
 - browser code served under `/static/` that is not the newest release in the log.
 
-It reports every valid new entry naming its organisation, so an admin can spot one they did not
-issue (a stolen organisation key). Its state (the leaf hashes and commit heads it saw) is one JSON
+- a valid entry naming its organisation that its admins did not issue: no matching action in the
+  organisation's audit trail (an approval, link, revocation or rotation made in Koppi) by the
+  next round; a certificate signed with the organisation's key outside the admin console means
+  the key is in other hands.
+
+It also lists every valid new entry naming its organisation. Its state (the leaf hashes and commit heads it saw) is one JSON
 file; after a restart it replays the log from the start to rebuild its trust store.
 """
 
@@ -34,7 +38,14 @@ from typing import Any
 from client.trust import Entry, LogFollower, LogMismatch, b64u, fetch_entries, unb64u
 from crypto.clock import Clock
 from crypto.errors import KoppiError
-from crypto.identity import DeviceCert, DeviceLink, OrgCert, Revocation, TrustStore
+from crypto.identity import (
+    SUBJECT_ORG_KEY,
+    DeviceCert,
+    DeviceLink,
+    OrgCert,
+    Revocation,
+    TrustStore,
+)
 from crypto.logentries import CommitHead, WebManifest
 from crypto.primitives import SigningKey, sha256
 from crypto.treehead import Cosignature, CosignedTreeHead, LogConfig, LogView, key_id
@@ -77,6 +88,27 @@ def names_org(kind: str, payload: bytes, org_id: bytes, trust: TrustStore) -> bo
     return False
 
 
+Record = tuple[str, str]  # an audit event: (action, subject)
+
+
+def audit_record(kind: str, payload: bytes) -> Record | None:
+    """The audit event an admin's action through Koppi leaves for this entry, or None for the
+    operator's own entries (an admission, a suspension by the root)."""
+    if kind == "device":
+        return "device.approved", DeviceCert.decode(payload).device_id.hex()
+    if kind == "link":
+        return "device.linked", DeviceLink.decode(payload).new_device_id.hex()
+    if kind == "revocation":
+        rev = Revocation.decode(payload)
+        if rev.subject_kind == SUBJECT_ORG_KEY:
+            return None
+        return "device.revoked", rev.subject.hex()
+    if kind == "org":
+        cert = OrgCert.decode(payload)
+        return None if cert.generation == 0 else ("org.key_rotated", cert.key_id.hex())
+    return None
+
+
 class Monitor:
     def __init__(
         self,
@@ -98,14 +130,23 @@ class Monitor:
         self._state_path, self._clock = state, clock
         self._leaves: list[bytes] = []  # leaf hashes of every head this monitor cosigned
         self._commit_heads: dict[tuple[bytes, int], bytes] = {}
+        # Entries naming us whose audit record was not there yet (it is written just after the
+        # append): alerted if it is still missing next round.
+        self._unconfirmed: dict[int, tuple[str, Record]] = {}
         if state.exists():
             saved = json.loads(state.read_text())
             self._leaves = [bytes.fromhex(h) for h in saved["leaves"]]
             self._commit_heads = {
                 (bytes.fromhex(t), int(e)): bytes.fromhex(h) for t, e, h in saved["commit_heads"]
             }
+            self._unconfirmed = {
+                int(i): (kind, (action, subject))
+                for i, kind, action, subject in saved.get("unconfirmed", [])
+            }
         self._follower = self._new_follower()
         self._release: bytes | None = None  # the newest web release manifest in the log
+        # Entries naming us whose audit record was not there yet (it is written just after the
+        # append): alerted if it is still missing next round.
 
     def _new_follower(self) -> LogFollower:
         view = LogView(self._log_config, self._clock)
@@ -118,6 +159,9 @@ class Monitor:
                     "leaves": [h.hex() for h in self._leaves],
                     "commit_heads": [
                         [t.hex(), e, h.hex()] for (t, e), h in self._commit_heads.items()
+                    ],
+                    "unconfirmed": [
+                        [i, kind, *record] for i, (kind, record) in self._unconfirmed.items()
                     ],
                 }
             )
@@ -162,6 +206,7 @@ class Monitor:
             return found
         commit_heads = dict(self._commit_heads)
         forked = False
+        expected: dict[int, tuple[str, Record]] = {}
         for entry in entries:
             if entry.kind == "commit-head":
                 forked |= self._fork(entry, commit_heads, found)
@@ -173,6 +218,9 @@ class Monitor:
                 refused = follower.refused.get(entry.index)
                 if refused is None:
                     found.ours.append(f"{entry.kind} at index {entry.index}")
+                    record = audit_record(entry.kind, entry.payload)
+                    if record is not None:
+                        expected[entry.index] = (entry.kind, record)
                 else:
                     found.alerts.append(
                         f"{entry.kind} at index {entry.index} names our organisation but does not"
@@ -180,6 +228,7 @@ class Monitor:
                     )
         if approved is not None:
             self._check_devices(approved, head.size, found)
+            await self._check_issued(expected, found)
         if self._get_bytes is not None:
             await self._check_release(found)
         if forked:
@@ -215,6 +264,27 @@ class Monitor:
             found.alerts.append(f"two commits for thread {thread} epoch {ch.epoch}: a fork")
             return True
         return False
+
+    async def _check_issued(self, expected: dict[int, tuple[str, Record]], found: Round) -> None:
+        """Every valid entry naming us must match an action our admins took in Koppi (the
+        organisation's audit trail, read after the entries): a certificate signed with our key
+        but not issued through the admin console means the key is in other hands."""
+        trail = await self._get("/api/org/audit")
+        done = {(e["action"], e["subject"]) for e in trail["events"]}
+        missing: dict[int, tuple[str, Record]] = {}
+        for index, (kind, record) in sorted({**self._unconfirmed, **expected}.items()):
+            if record in done:
+                continue
+            if index in expected:  # first sight: the audit record may be a moment behind
+                missing[index] = (kind, record)
+                found.notes.append(f"{kind} at index {index}: waiting for our {record[0]} record")
+            else:
+                found.alerts.append(
+                    f"{kind} at index {index} names our organisation, but our admins did not"
+                    f" issue it (no {record[0]} in our audit trail): the organisation key may be"
+                    " in other hands"
+                )
+        self._unconfirmed = missing
 
     async def _approved_devices(self) -> list[dict[str, Any]]:
         body = await self._get("/api/org/devices?status=approved")

@@ -287,3 +287,34 @@ async def test_a_members_new_device_joins_only_when_linked_or_approved(
     assert linked.needs_approval == {}
     # A first device of a user not yet in the thread is not this rule's business (invitations).
     assert resolve_members(listed, follower).needs_approval == {}
+
+
+async def test_a_certificate_our_admins_did_not_issue_is_alerted(
+    cast: Cast, tmp_path: Path
+) -> None:
+    """Signed with the county's real key, but not issued through its admin console: someone
+    else holds the key. The first round waits for the audit record, the next one alerts."""
+    await deployment(cast)
+    stolen = DeviceCert.issue(
+        COUNTY_KEY,
+        org_id=cast.org_b.bytes,
+        user_id=cast.users["bob"].bytes,
+        signing_public=SigningKey.generate(RNG).public,
+        kem_public=KemKey.generate(RNG).public,
+        roles=["professional"],
+        not_before=0,
+        not_after=10**10,
+    )
+    index = await cast.app[TRANSLOG].append("device", stolen.encode())
+    cast.clock.advance(1)
+    await cast.app[TRANSLOG].sign_head()
+    bert = await Api.of(cast, "bert")
+    first = await monitor_of(bert, cast.org_b, tmp_path).check_once()
+    assert first.cosigned and first.alerts == [] and f"device at index {index}" in first.ours
+    assert first.notes == [f"device at index {index}: waiting for our device.approved record"]
+    again = await monitor_of(bert, cast.org_b, tmp_path).check_once()  # restarted meanwhile
+    assert again.alerts == [
+        f"device at index {index} names our organisation, but our admins did not issue it"
+        " (no device.approved in our audit trail): the organisation key may be in other hands"
+    ]
+    assert (await monitor_of(bert, cast.org_b, tmp_path).check_once()).alerts == []  # said once
