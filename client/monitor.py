@@ -23,8 +23,9 @@ head that holds a bad entry, but it alerts on
   next round; a certificate signed with the organisation's key outside the admin console means
   the key is in other hands.
 
-It also lists every valid new entry naming its organisation. Its state (the leaf hashes and commit heads it saw) is one JSON
-file; after a restart it replays the log from the start to rebuild its trust store.
+It also lists every valid new entry naming its organisation. Its state (the leaf hashes and commit
+heads it saw, entries awaiting their audit record) is one JSON file; after a restart it replays the
+log from the start to rebuild its trust store.
 """
 
 from __future__ import annotations
