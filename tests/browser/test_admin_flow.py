@@ -48,6 +48,7 @@ def test_enrol_approve_and_revoke_a_device(browser: Any, server: Deployment) -> 
 
     anna = login(browser, url, "anna")
     anna.goto(url + "/admin")
+    anna.wait_for_selector("body[data-ready=true]")
     anna.click("#create-key")
     anna.wait_for_function("document.getElementById('org-key').textContent.length === 64")
     org_public = anna.text_content("#org-key")

@@ -200,6 +200,13 @@ async function refresh() {
 }
 
 async function start() {
+  // Controls answer from the first moment (a click before the first fetch returns is not lost);
+  // `data-ready` tells when the page shows the server's state.
+  addUser.addEventListener("submit", addProfessional);
+  document.getElementById("create-key").addEventListener("click", () => loadKey(true));
+  document.getElementById("refresh").addEventListener("click", refresh);
+  document.getElementById("rotate-key").addEventListener("click", () =>
+    rotate().catch((e) => { message.textContent = `${e.code ?? "error"}: ${e.message}`; }));
   me = await api("GET", "/api/me");
   const newRoles = document.getElementById("new-roles");
   for (const role of ROLES) {
@@ -207,13 +214,9 @@ async function start() {
     box.defaultChecked = role === "professional";
     newRoles.append(label);
   }
-  addUser.addEventListener("submit", addProfessional);
   await loadKey(false);
-  document.getElementById("create-key").addEventListener("click", () => loadKey(true));
-  document.getElementById("refresh").addEventListener("click", refresh);
-  document.getElementById("rotate-key").addEventListener("click", () =>
-    rotate().catch((e) => { message.textContent = `${e.code ?? "error"}: ${e.message}`; }));
   await refresh();
+  document.body.dataset.ready = "true";
 }
 
 start().catch((e) => { message.textContent = `${e.code ?? "error"}: ${e.message}`; });
