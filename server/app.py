@@ -113,6 +113,7 @@ def create_app(
         app[ORGS] = OrganisationService(trail, translog, clock)
         app[USERS] = UserService(AccountRepository(engine), auth, trail, clock)
         app[COMMITS] = CommitService(messaging, trail, threads)
+        await messaging.load_fences()
         if translog is not None:
             await app[COMMITS].log_missing_heads(translog)
             messaging.on_commit = functools.partial(log_commit_head, translog)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -92,6 +93,17 @@ class Thread(Base):
     epoch: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
     head_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True, default=None)
     genesis: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, default=None)
+    # A device of the head's roster was revoked: no message until a commit without it.
+    rekey_due: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
+
+
+class ThreadRosterDevice(Base):
+    """The devices of a thread's head commit: whom a revocation fences the thread for."""
+
+    __tablename__ = "thread_roster"
+
+    thread_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("threads.id"), primary_key=True)
+    device_id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True, index=True)
 
 
 class ThreadMember(Base):

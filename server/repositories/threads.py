@@ -10,14 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.bus import Delivery
 from server.db.engine import make_sync_engine
-from server.db.tables import Envelope, Thread, ThreadMember
+from server.db.tables import Device, Envelope, Thread, ThreadMember, ThreadRosterDevice
 
 T = TypeVar("T")
 
@@ -35,6 +35,7 @@ class HeadAdvance:
     prev_hash: bytes
     commit_hash: bytes
     genesis: bytes | None = None
+    roster: tuple[bytes, ...] = ()  # device ids of the new epoch
 
 
 @dataclass(frozen=True)
@@ -197,19 +198,39 @@ class ThreadRepository:
     @staticmethod
     def advance_head(conn: Connection, thread_id: uuid.UUID, head: HeadAdvance) -> str | None:
         """Move the thread's head if it is where the commit says it is; else why not (an error
-        code). Conditional in one UPDATE, so two writers cannot both sequence an epoch."""
+        code). Conditional in one UPDATE, so two writers cannot both sequence an epoch. The
+        roster is checked again here, inside the transaction, so a device revoked while the
+        commit waited cannot slip in (the revocation and this check are serialised)."""
+        approved = conn.execute(
+            select(func.count())
+            .select_from(Device)
+            .where(Device.device_id.in_(head.roster), Device.status == "approved")
+        ).scalar_one()
+        if approved != len(head.roster):
+            return "koppi.roster_refused"
         parent = (
             Thread.epoch.is_(None)
             if head.epoch == 0
             else (Thread.epoch == head.epoch - 1) & (Thread.head_hash == head.prev_hash)
         )
-        values: dict[str, object] = {"epoch": head.epoch, "head_hash": head.commit_hash}
+        values: dict[str, object] = {
+            "epoch": head.epoch,
+            "head_hash": head.commit_hash,
+            "rekey_due": False,
+        }
         if head.genesis is not None:
             values["genesis"] = head.genesis
         moved = conn.execute(
             update(Thread).where(Thread.id == thread_id, parent).values(**values)
         ).rowcount
         if moved:
+            stale = ThreadRosterDevice.thread_id == thread_id
+            conn.execute(delete(ThreadRosterDevice).where(stale))
+            if head.roster:
+                conn.execute(
+                    insert(ThreadRosterDevice),
+                    [{"thread_id": thread_id, "device_id": d} for d in head.roster],
+                )
             return None
         current = conn.execute(select(Thread.epoch).where(Thread.id == thread_id)).scalar()
         if current is not None and head.epoch <= current:
@@ -217,6 +238,30 @@ class ThreadRepository:
         if head.epoch > (-1 if current is None else current) + 1:
             return "koppi.epoch_gap"
         return "koppi.bad_prev_hash"
+
+    async def fence_device(self, device_id: bytes) -> list[uuid.UUID]:
+        """A device was revoked: every thread whose head roster holds it needs a new epoch
+        before anyone sends again. Returns those threads."""
+        async with self._engine.begin() as conn:
+            threads = list(
+                (
+                    await conn.execute(
+                        select(ThreadRosterDevice.thread_id).where(
+                            ThreadRosterDevice.device_id == device_id
+                        )
+                    )
+                ).scalars()
+            )
+            if threads:
+                await conn.execute(
+                    update(Thread).where(Thread.id.in_(threads)).values(rekey_due=True)
+                )
+            return threads
+
+    async def fenced_threads(self) -> set[uuid.UUID]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(select(Thread.id).where(Thread.rekey_due.is_(True)))
+            return set(rows.scalars())
 
     async def thread_head(self, thread_id: uuid.UUID) -> tuple[int | None, bytes | None]:
         """(epoch, genesis) of a thread; (None, None) before its genesis commit."""

@@ -75,7 +75,13 @@ class CommitService:
             epoch=core.epoch,
             label=COMMIT_LABEL,
             body=commit_bytes,
-            commit=HeadAdvance(core.epoch, core.prev_commit_hash, commit.hash, genesis_bytes),
+            commit=HeadAdvance(
+                core.epoch,
+                core.prev_commit_hash,
+                commit.hash,
+                genesis_bytes,
+                tuple(e.device_id for e in core.roster),
+            ),
         )
         return self._messaging.submit(principal, envelope)
 

@@ -48,7 +48,15 @@ COMMIT_REFUSED = {
     "koppi.bad_prev_hash": ApiError(
         409, "koppi.bad_prev_hash", "the commit does not name the thread's head commit"
     ),
+    "koppi.roster_refused": ApiError(
+        403, "koppi.roster_refused", "a roster device is no longer an approved device"
+    ),
 }
+REKEY_DUE = ApiError(
+    409,
+    "koppi.removal_due",
+    "a device of this thread was revoked: commit a new epoch without it before sending",
+)
 DUPLICATE_ID = ApiError(
     409, "koppi.duplicate_message_id", "that message id is taken in this thread"
 )
@@ -87,11 +95,23 @@ class MessagingService:
         # Called for each newly sequenced commit, after its transaction and before its ack: the
         # transparency log records the thread's new head (docs/protocol.md §4 "Commit head").
         self.on_commit: Callable[[uuid.UUID, HeadAdvance], Awaitable[None]] | None = None
+        # Threads whose head roster holds a revoked device: messages wait for the next commit.
+        self._fenced: set[uuid.UUID] = set()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name="koppi-group-commit")
+
+    async def load_fences(self) -> None:
+        self._fenced = await self._threads.fenced_threads()
+
+    async def fence_device(self, device_id: bytes) -> list[uuid.UUID]:
+        """A device was revoked: the threads whose current epoch it holds take no message until
+        a commit without it is sequenced (which the roster check guarantees)."""
+        threads = await self._threads.fence_device(device_id)
+        self._fenced.update(threads)
+        return threads
 
     async def stop(self) -> None:
         """Finish the batch being committed (never cut a transaction in half), then refuse the
@@ -182,6 +202,8 @@ class MessagingService:
             done.set_exception(NOT_MEMBER)
         elif envelope.sender_user != principal.user_id:
             done.set_exception(FOREIGN_SENDER)
+        elif envelope.commit is None and envelope.thread_id in self._fenced:
+            done.set_exception(REKEY_DUE)
         else:
             self._queue.put_nowait(_Pending(envelope, done))
         return done
@@ -190,6 +212,8 @@ class MessagingService:
         await self.require_member(principal, envelope.thread_id)
         if envelope.sender_user != principal.user_id:
             raise FOREIGN_SENDER
+        if envelope.commit is None and envelope.thread_id in self._fenced:
+            raise REKEY_DUE
         done: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(envelope, done))
         return await done
@@ -312,14 +336,16 @@ class MessagingService:
         # The transaction has committed: only now may anyone hear of these envelopes.
         self._metrics.commit_latency.observe((self._clock.now_ms() - started) / 1000)
         self._metrics.messages_accepted.inc(stored_count)
-        if self.on_commit is not None:
-            for p, result in results:
-                head = p.envelope.commit
-                if head is not None and isinstance(result, Accepted) and not result.duplicate:
-                    try:
-                        await self.on_commit(p.envelope.thread_id, head)
-                    except Exception as e:  # sequenced all the same; logged at the next start
-                        log.error("commit_head.log_failed", error=type(e).__name__)
+        for p, result in results:
+            head = p.envelope.commit
+            if head is None or not isinstance(result, Accepted) or result.duplicate:
+                continue
+            self._fenced.discard(p.envelope.thread_id)  # its roster passed the check: unfenced
+            if self.on_commit is not None:
+                try:
+                    await self.on_commit(p.envelope.thread_id, head)
+                except Exception as e:  # sequenced all the same; logged at the next start
+                    log.error("commit_head.log_failed", error=type(e).__name__)
         answers = {id(p): outcome for p, outcome in results}
         for p in live:
             if p.done.done():

@@ -444,8 +444,10 @@ CONNECTIONS: web.AppKey[weakref.WeakSet[Connection]] = web.AppKey("ws_connection
 
 
 async def device_revoked(app: web.Application, device: Device, log_index: int) -> None:
-    """Cut a revoked device off at once (close 4010), and tell the members of its user's threads,
-    whose clients commit its removal before they send again (docs/protocol.md §5.6)."""
+    """Cut a revoked device off at once (close 4010), fence the threads whose epoch it holds (no
+    message until a commit without it), and tell the members of its user's threads, whose
+    clients commit its removal (docs/protocol.md §5.6)."""
+    await app[MESSAGING].fence_device(device.device_id)  # no message until it is re-keyed
     threads = await app[MESSAGING].threads_of_user(device.user_id)
     notice = frames.DeviceRevoked(device=b64u_encode(device.device_id), log_index=log_index)
     live: weakref.WeakSet[Connection] = app[CONNECTIONS]

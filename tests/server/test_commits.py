@@ -17,7 +17,7 @@ from aiohttp import ClientWebSocketResponse
 
 from crypto.commit import Commit, CommitCore, Genesis, RosterEntry
 from crypto.logentries import CommitHead
-from server.appkeys import COMMITS, ENGINE, MESSAGING, TRANSLOG
+from server.appkeys import AUTH, COMMITS, ENGINE, MESSAGING, TRANSLOG
 from server.db.tables import Device
 from server.repositories.devices import DeviceRepository
 from tests.server.conftest import Cast, b64u
@@ -256,3 +256,64 @@ async def test_the_thread_and_its_genesis_are_for_members_only(cast: Cast) -> No
         assert r.status == status
     r = await cast.client.get(f"/api/threads/{cast.thread}")
     assert r.status == 401
+
+
+async def test_a_revoked_device_fences_its_threads_until_a_commit_without_it(cast: Cast) -> None:
+    from server.ws.handler import device_revoked
+
+    alice = await connect(cast, "alice")
+    g = genesis(cast)
+    c0 = commit(cast, 0, g.hash, ["alice", "bob"])
+    await alice.send_json(frame(cast, c0, g))
+    await recv(alice, "ack")
+
+    def message() -> dict[str, Any]:
+        return {"type": "send", "id": b64u(os.urandom(16)), "thread": str(cast.thread),
+                "epoch": 0, "sender": b64u(D["alice"]),
+                "label": {"orgs": [], "basis": "consent"}, "body": "AAAA"}  # fmt: skip
+
+    await alice.send_json(message())
+    assert (await recv(alice, "ack"))["seq"] == 2  # allowed before the revocation
+    repo = DeviceRepository(cast.app[ENGINE])
+    await repo.set_status(D["bob"], "revoked")
+    bob_device = await repo.get(D["bob"])
+    assert bob_device is not None
+    await device_revoked(cast.app, bob_device, 7)  # what the revocation endpoint triggers
+    await refused(alice, message(), "koppi.removal_due")  # refused after it
+    messaging = cast.app[MESSAGING]
+    messaging._fenced.clear()
+    await messaging.load_fences()  # the fence is stored: a restarted server keeps it
+    await refused(alice, message(), "koppi.removal_due")
+    await refused(alice, frame(cast, commit(cast, 1, c0.hash, ["alice", "bob"])),
+                  "koppi.roster_refused")  # fmt: skip
+    await alice.send_json(frame(cast, commit(cast, 1, c0.hash, ["alice"])))
+    assert (await recv(alice, "ack"))["seq"] == 3
+    await alice.send_json(message())
+    assert (await recv(alice, "ack"))["seq"] == 4  # re-keyed: the thread is open again
+    messaging._fenced.clear()
+    await messaging.load_fences()
+    assert cast.thread not in messaging._fenced
+
+
+async def test_a_device_revoked_while_its_commit_waited_is_refused_in_the_transaction(
+    cast: Cast,
+) -> None:
+    """The roster is checked again inside the storing transaction, after the revocation."""
+    from server.errors import ApiError
+    from server.repositories.threads import HeadAdvance, NewEnvelope
+    from server.services.commits import COMMIT_LABEL
+
+    g = genesis(cast)
+    c0 = commit(cast, 0, g.hash, ["alice", "bob"])
+    await DeviceRepository(cast.app[ENGINE]).set_status(D["bob"], "revoked")
+    token = await cast.token("alice")
+    principal = await cast.app[AUTH].by_token(token)
+    assert principal is not None
+    envelope = NewEnvelope(
+        cast.thread, os.urandom(16), D["alice"], cast.users["alice"], 0, COMMIT_LABEL,
+        c0.encode(), HeadAdvance(0, g.hash, c0.hash, g.encode(), (D["alice"], D["bob"])),
+    )  # fmt: skip
+    with pytest.raises(ApiError) as refusal:
+        await cast.app[MESSAGING].send(principal, envelope)
+    assert refusal.value.code == "koppi.roster_refused"
+    assert (await cast.app[COMMITS].genesis_of(cast.thread)) == (None, None)
