@@ -322,6 +322,21 @@ class DeviceCert:
     def cert_hash(self) -> bytes:
         return sha256(self.encode())
 
+    def as_verified(self, log_index: int) -> VerifiedDevice:
+        """The device this certificate describes, for a caller that checked the certificate's
+        chain and its place in the log (`TrustStore`) or holds it from its own log (the server)."""
+        return VerifiedDevice(
+            device_id=self.device_id,
+            user_id=self.user_id,
+            org_id=self.org_id,
+            roles=self.roles,
+            signing_public=self.signing_public,
+            kem_public=self.kem_public,
+            cert_hash=self.cert_hash,
+            cert_log_index=log_index,
+            not_after=self.not_after,
+        )
+
     @classmethod
     def decode(cls, data: bytes) -> DeviceCert:
         outer = Decoder(data, "koppi/v1/device-cert-signed")
@@ -777,17 +792,7 @@ class TrustStore:
                 "certificate logged before its organisation key", code=UNKNOWN_ORG_KEY
             )
         self.log.verify_inclusion(entry, index, proof, require_fresh=False)
-        device = VerifiedDevice(
-            device_id=cert.device_id,
-            user_id=cert.user_id,
-            org_id=cert.org_id,
-            roles=cert.roles,
-            signing_public=cert.signing_public,
-            kem_public=cert.kem_public,
-            cert_hash=cert.cert_hash,
-            cert_log_index=index,
-            not_after=cert.not_after,
-        )
+        device = cert.as_verified(index)
         known = self._devices.get(device.device_id)
         if known is not None:
             # A renewal: same keys, same person and organisation; a revocation stays.

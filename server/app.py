@@ -21,6 +21,7 @@ from server.appkeys import (
     CLOCK,
     COMMITS,
     CONFIG,
+    CONSENTS,
     ENGINE,
     MESSAGING,
     METRICS,
@@ -35,6 +36,7 @@ from server.bus import InProcessBus
 from server.config import Config, ConfigError
 from server.db.engine import make_engine
 from server.http import api, health, pages
+from server.http import consents as consents_api
 from server.http import devices as devices_api
 from server.http import log as log_api
 from server.http import users as users_api
@@ -43,11 +45,13 @@ from server.http.middleware import access_log, csrf, errors, security_headers
 from server.metrics import Metrics
 from server.release import Release, build_manifest, publish
 from server.repositories.accounts import AccountRepository
+from server.repositories.consents import ConsentRepository
 from server.repositories.devices import DeviceRepository
 from server.repositories.threads import ThreadRepository
 from server.repositories.translog import LogRepository
 from server.services.auth import AuthService, HashCost
 from server.services.commits import CommitService, log_commit_head
+from server.services.consents import ConsentService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
 from server.services.translog import TransparencyLog
@@ -113,6 +117,9 @@ def create_app(
         app[ORGS] = OrganisationService(trail, translog, clock)
         app[USERS] = UserService(AccountRepository(engine), auth, trail, clock)
         app[COMMITS] = CommitService(messaging, trail, threads)
+        app[CONSENTS] = ConsentService(
+            ConsentRepository(engine), trail, threads, messaging, translog, clock
+        )
         await messaging.load_fences()
         if translog is not None:
             await app[COMMITS].log_missing_heads(translog)
@@ -130,6 +137,7 @@ def create_app(
     app.add_routes(api.routes)
     app.add_routes(log_api.routes)
     app.add_routes(devices_api.routes)
+    app.add_routes(consents_api.routes)
     app.add_routes(users_api.routes)
     app.add_routes(pages.routes)
     app.router.add_static("/static/", _static_dir(), follow_symlinks=False)

@@ -15,6 +15,7 @@ from server.principal import Authenticator
 from server.release import Release
 from server.services.auth import AuthService
 from server.services.commits import CommitService
+from server.services.consents import ConsentService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
 from server.services.translog import TransparencyLog
@@ -34,4 +35,5 @@ ORGS = web.AppKey("organisations", OrganisationService)
 RELEASE = web.AppKey("release", Release)
 USERS = web.AppKey("users", UserService)
 COMMITS = web.AppKey("commits", CommitService)
+CONSENTS = web.AppKey("consents", ConsentService)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

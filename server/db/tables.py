@@ -187,3 +187,20 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(40))
     subject: Mapped[str] = mapped_column(String(100))
     at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ConsentVersion(Base):
+    """One signed version of a client's consent, as recorded for a thread (docs/protocol.md §6).
+    The server keeps the signed record (which it can read: it enforces admission from it) and
+    where the log holds its hash; the human text travels end-to-end encrypted in the thread."""
+
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("consent_id", "version"),)
+
+    record_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    consent_id: Mapped[bytes] = mapped_column(LargeBinary(16))
+    version: Mapped[int] = mapped_column(Integer)
+    thread_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("threads.id"), index=True)
+    record: Mapped[bytes] = mapped_column(LargeBinary)
+    log_index: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)

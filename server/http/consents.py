@@ -1,0 +1,59 @@
+"""The consent registry over HTTP (issue: consent): thin handlers over `ConsentService`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from server.appkeys import CONSENTS
+from server.http.api import parse, path_uuid, require_principal
+from server.services.messaging import NOT_MEMBER
+from server.ws.frames import b64u_decode, b64u_encode
+
+routes = web.RouteTableDef()
+
+
+class RecordBody(msgspec.Struct, forbid_unknown_fields=True):
+    record: Annotated[str, msgspec.Meta(max_length=96 * 1024)]
+
+
+@routes.post("/api/threads/{thread_id}/consents")
+async def record(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    thread_id = path_uuid(request, "thread_id", NOT_MEMBER)
+    body = await parse(request, RecordBody)
+    raw = b64u_decode(body.record, field="record")
+    recorded, index = await request.app[CONSENTS].record(principal, thread_id, raw)
+    return web.json_response(
+        {
+            "record_hash": b64u_encode(recorded.record_hash),
+            "version": recorded.core.version,
+            "log_index": index,
+        },
+        status=201,
+    )
+
+
+@routes.get("/api/threads/{thread_id}/consents")
+async def history(request: web.Request) -> web.Response:
+    """Every version of every consent recorded for the thread, oldest first per consent: what
+    each participant verifies (signature, log inclusion) and shows as the consent's history."""
+    principal = await require_principal(request)
+    thread_id = path_uuid(request, "thread_id", NOT_MEMBER)
+    versions = await request.app[CONSENTS].of_thread(principal, thread_id)
+    return web.json_response(
+        {
+            "consents": [
+                {
+                    "consent_id": b64u_encode(v.consent_id),
+                    "version": v.version,
+                    "record": b64u_encode(v.record),
+                    "log_index": v.log_index,
+                    "recorded_at": v.created_at,
+                }
+                for v in versions
+            ]
+        }
+    )

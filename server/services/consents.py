@@ -1,0 +1,106 @@
+"""The consent registry (issue: consent): one signed record per version of a client's consent,
+recorded once for a thread, visible to every participant, with its whole history.
+
+The server checks what it can and must before it records a version: the recorder is one of the
+caller's approved devices, certified (in the log) with the consent-recorder role; the signature
+verifies; the consent is for the thread's client and purpose (from the genesis); and the version
+extends the chain (never a rollback, nothing after a revocation; `crypto.consent.ConsentBook`,
+the same rules every client applies). The record's hash then goes to the transparency log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from crypto.clock import Clock
+from crypto.commit import Genesis
+from crypto.consent import ConsentBook, ConsentRecord, verify_consent
+from crypto.errors import AuthFailed, KoppiError
+from crypto.identity import DeviceCert
+from crypto.trust import VerifiedDevice
+from server.db.tables import ConsentVersion
+from server.errors import ApiError
+from server.principal import Principal
+from server.repositories.consents import ConsentRepository
+from server.repositories.devices import DeviceRepository
+from server.repositories.threads import ThreadRepository
+from server.services.messaging import MessagingService
+from server.services.organisations import NO_LOG
+from server.services.translog import TransparencyLog
+
+
+class ConsentService:
+    def __init__(
+        self,
+        consents: ConsentRepository,
+        devices: DeviceRepository,
+        threads: ThreadRepository,
+        messaging: MessagingService,
+        translog: TransparencyLog | None,
+        clock: Clock,
+    ) -> None:
+        self._consents, self._devices, self._threads = consents, devices, threads
+        self._messaging, self._log, self._clock = messaging, translog, clock
+        self._lock = asyncio.Lock()  # one version at a time: the chain check and the append
+
+    async def record(
+        self, principal: Principal, thread_id: uuid.UUID, record_bytes: bytes
+    ) -> tuple[ConsentRecord, int]:
+        await self._messaging.require_member(principal, thread_id)
+        if self._log is None:
+            raise NO_LOG
+        try:
+            record = ConsentRecord.decode(record_bytes)
+        except KoppiError as e:
+            raise ApiError(400, "koppi.bad_consent", f"not a consent record ({e.code})") from None
+        _, genesis = await self._threads.thread_head(thread_id)
+        if genesis is None:
+            raise ApiError(409, "koppi.no_genesis", "the thread has no genesis commit yet")
+        g = Genesis.decode(genesis)
+        if (record.core.client_ref, record.core.purpose) != (g.client_ref, g.purpose):
+            raise ApiError(
+                400, "koppi.consent_mismatch", "the consent is for another client or purpose"
+            )
+        recorder = await self._recorder(principal, record.core.recorder)
+        try:
+            verify_consent(record_bytes, recorder, tree_size=self._log.size)
+        except AuthFailed:
+            raise ApiError(400, "koppi.auth_failed", "the signature does not verify") from None
+        except KoppiError as e:
+            raise ApiError(403, e.code, e.message) from None
+        async with self._lock:
+            book = ConsentBook()
+            earlier = await self._consents.versions(record.core.consent_id)
+            try:
+                book.accept_all(ConsentRecord.decode(r) for r in earlier)
+                book.accept(record)
+            except KoppiError as e:
+                raise ApiError(409, e.code, e.message) from None
+            index = await self._log.append("consent", record.log_entry(), record_bytes)
+            await self._consents.add(
+                ConsentVersion(
+                    record_hash=record.record_hash,
+                    consent_id=record.core.consent_id,
+                    version=record.core.version,
+                    thread_id=thread_id,
+                    record=record_bytes,
+                    log_index=index,
+                    created_at=self._clock.now_ms(),
+                )
+            )
+        return record, index
+
+    async def _recorder(self, principal: Principal, device_id: bytes) -> VerifiedDevice:
+        """The recorder as its logged certificate describes it: one of the caller's approved
+        devices (the log is the authority on its roles and keys)."""
+        device = await self._devices.get(device_id)
+        if device is None or device.user_id != principal.user_id or device.status != "approved":
+            raise ApiError(403, "koppi.forbidden", "record it from one of your approved devices")
+        assert self._log is not None and device.cert_log_index is not None
+        ((_, _, entry),) = await self._log.entries(device.cert_log_index, device.cert_log_index + 1)
+        return DeviceCert.decode(entry).as_verified(device.cert_log_index)
+
+    async def of_thread(self, principal: Principal, thread_id: uuid.UUID) -> list[ConsentVersion]:
+        await self._messaging.require_member(principal, thread_id)
+        return await self._consents.of_thread(thread_id)
