@@ -8,6 +8,7 @@ import getpass
 import os
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -640,4 +641,35 @@ def demo_command(cfg: Config) -> int:
     logins = asyncio.run(_seed_demo(cfg))
     lines = "\n".join(f"  {u:<14} password: {DEMO_PASSWORD}" for u in logins)
     banner = f"\nDemo logins (database {cfg.database_url}):\n{lines}"
+    if not cfg.log_key_file:  # the admin console needs the transparency log: demo keys
+        cfg, root_file = _demo_keys(cfg)
+        url = cfg.database_url
+        if url.startswith("sqlite") and "///" in url:  # absolute, to run from anywhere
+            url = f"sqlite+aiosqlite:///{Path(url.split('///', 1)[1]).resolve()}"
+        banner += (
+            f"\nTransparency log on; demo root key {root_file.resolve()} (passphrase"
+            f" {DEMO_KEYS}).\nAdmit an organisation key created at /admin with:\n"
+            f"  KOPPI_ROOT_KEY_PASSPHRASE={DEMO_KEYS} koppi --database-url {url}"
+            f" org admit BUSINESS_ID PUBLIC_KEY --root-key {root_file.resolve()}"
+        )
     return serve_command(cfg, banner)
+
+
+DEMO_KEYS = "koppi-demo-keys"
+
+
+def _demo_keys(cfg: Config) -> tuple[Config, Path]:
+    """A log key and a root key for the demo, sealed with a printed passphrase next to the
+    database (made once): real deployments make them with `koppi log init` / `root init`."""
+    url = cfg.database_url
+    on_disk = url.startswith("sqlite") and "///" in url
+    folder = Path(url.split("///", 1)[1]).parent if on_disk else Path("koppi-data")
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = {"demo-log.key": LOG_KEY_NAME, "demo-root.key": ROOT_KEY_NAME}
+    for file, name in keys.items():
+        if not (folder / file).exists():
+            key = SigningKey.generate(OsRng())
+            blob = seal_keyfile({name: key.seed_bytes()}, DEMO_KEYS, OsRng())
+            (folder / file).write_bytes(blob)
+    os.environ["KOPPI_LOG_KEY_PASSPHRASE"] = DEMO_KEYS
+    return replace(cfg, log_key_file=str(folder / "demo-log.key")), folder / "demo-root.key"

@@ -3,6 +3,8 @@ configuration precedence is file < environment < flags."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -249,3 +251,64 @@ def test_the_operator_admits_an_organisation_into_the_log(sqlite_url: str, tmp_p
     ed25519_verify(bytes.fromhex(root_public),
                    Encoder("koppi/v1/org-cert-sig/root").bytes(cert.core()).finish(),
                    cert.root_sig)  # fmt: skip
+
+
+def test_the_demo_runs_with_a_transparency_log_and_says_how_to_admit_an_organisation(
+    tmp_path: Path,
+) -> None:
+    """`make demo` for a real user: the admin console works out of the box (it needs the log),
+    and the printed admit command, run as printed, puts the organisation's key in the log."""
+    import re
+    import socket
+    import time
+    import urllib.request
+
+    from crypto.clock import OsRng
+    from crypto.primitives import SigningKey
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPI_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "demo", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        banner = ""
+        deadline = time.monotonic() + 60
+        while "--root-key" not in banner and time.monotonic() < deadline:
+            banner += proc.stdout.readline()
+        command = re.search(r"KOPPI_ROOT_KEY_PASSPHRASE=(\S+) koppi (.*)", banner)
+        assert command is not None, banner
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + "/readyz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        org_public = SigningKey.generate(OsRng()).public.hex()
+        args = command.group(2).replace("BUSINESS_ID", "0246246-0")
+        args = args.replace("PUBLIC_KEY", org_public)
+        admitted = _koppi(*args.split(), env={"KOPPI_ROOT_KEY_PASSPHRASE": command.group(1)})
+        assert admitted.returncode == 0, admitted.stderr
+        body = json.dumps({"username": "kela.admin", "password": "koppi-demo-2026"}).encode()
+        request = urllib.request.Request(
+            base + "/api/login", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request) as r:
+            cookie = r.headers["Set-Cookie"].split(";")[0]
+        for path in ("/api/log/head", "/api/org/key"):
+            with urllib.request.urlopen(
+                urllib.request.Request(base + path, headers={"Cookie": cookie})
+            ) as r:
+                answer = json.loads(r.read())
+        assert answer["current"]["generation"] == 0
+        assert bytes.fromhex(org_public) == base64.urlsafe_b64decode(
+            answer["current"]["org_public"] + "="
+        )
+    finally:
+        proc.terminate()
+        proc.wait(10)
