@@ -265,16 +265,26 @@ class OrganisationService:
             raise bad_certificate("not signed by a current key of this organisation in the log")
         return key.cert
 
-    async def certify(self, admin: Principal, device_id: bytes, cert_bytes: bytes) -> int:
-        """Check the admin's certificate for a pending device and append it to the log."""
+    async def _admin_device(
+        self, admin: Principal, device_id: bytes, status: str, refusal: str
+    ) -> tuple[Device, TransparencyLog]:
+        """The device an admin acts on: theirs to act on (deny by default), in `status`, with a
+        log to record the act in."""
         device = await self._devices.get(device_id)
         if device is None:
             raise NO_DEVICE
         self._require_admin(admin, device.org_id)
         if self._log is None:
             raise NO_LOG
-        if device.status != "pending":
-            raise ApiError(409, "koppi.device_not_pending", f"the device is {device.status}")
+        if device.status != status:
+            raise ApiError(409, refusal, f"the device is {device.status}")
+        return device, self._log
+
+    async def certify(self, admin: Principal, device_id: bytes, cert_bytes: bytes) -> int:
+        """Check the admin's certificate for a pending device and append it to the log."""
+        device, translog = await self._admin_device(
+            admin, device_id, "pending", "koppi.device_not_pending"
+        )
         try:
             cert = DeviceCert.decode(cert_bytes)
         except (DecodeError, KoppiError):
@@ -299,7 +309,7 @@ class OrganisationService:
             )
         except AuthFailed:
             raise bad_certificate("the organisation key's signature does not verify") from None
-        index = await self._log.append("device", cert_bytes)
+        index = await translog.append("device", cert_bytes)
         await self._devices.set_status(device_id, "approved", cert_log_index=index)
         await self._devices.audit(
             device.org_id, admin.user_id, "device.approved", device_id.hex(), self._clock.now_ms()
@@ -307,14 +317,9 @@ class OrganisationService:
         return index
 
     async def revoke(self, admin: Principal, device_id: bytes, revocation_bytes: bytes) -> int:
-        device = await self._devices.get(device_id)
-        if device is None:
-            raise NO_DEVICE
-        self._require_admin(admin, device.org_id)
-        if self._log is None:
-            raise NO_LOG
-        if device.status != "approved":
-            raise ApiError(409, "koppi.device_not_approved", f"the device is {device.status}")
+        device, translog = await self._admin_device(
+            admin, device_id, "approved", "koppi.device_not_approved"
+        )
         try:
             rev = Revocation.decode(revocation_bytes)
         except (DecodeError, KoppiError):
@@ -334,7 +339,7 @@ class OrganisationService:
             )
         except AuthFailed:
             raise bad_certificate("the organisation key's signature does not verify") from None
-        index = await self._log.append("revocation", revocation_bytes)
+        index = await translog.append("revocation", revocation_bytes)
         await self._devices.set_status(device_id, "revoked", revocation_log_index=index)
         if self.on_revoked is not None:
             await self.on_revoked(device, index)
