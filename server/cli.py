@@ -18,7 +18,7 @@ from crypto.clock import OsRng, SystemClock
 from crypto.errors import KoppiError
 from crypto.identity import SUBJECT_ORG_KEY, OrgCert, Revocation
 from crypto.keyfile import open_keyfile, seal_keyfile
-from crypto.primitives import SigningKey, check_ed25519_public
+from crypto.primitives import SigningKey, check_ed25519_public, sha256
 from crypto.treehead import key_id
 from server.app import LOG_KEY_NAME
 from server.config import Config, ConfigError, load_config
@@ -363,7 +363,7 @@ async def _seed_demo(cfg: Config) -> list[str]:
                 logins.append(username)
         thread = Thread(
             id=uuid.uuid4(),
-            client_ref="asiakas-demo-0001",
+            client_ref=sha256(b"asiakas-demo-0001").hex(),  # pseudonymous, 32 bytes
             purpose="rehabilitation-planning",
             next_seq=1,
             created_at=now,

@@ -263,6 +263,16 @@ class ThreadRepository:
             rows = await conn.execute(select(Thread.id).where(Thread.rekey_due.is_(True)))
             return set(rows.scalars())
 
+    async def subject(self, thread_id: uuid.UUID) -> tuple[str, str] | None:
+        """(client reference, purpose) of a thread, as the server recorded them."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(Thread.client_ref, Thread.purpose).where(Thread.id == thread_id)
+                )
+            ).first()
+        return None if row is None else (row.client_ref, row.purpose)
+
     async def thread_head(self, thread_id: uuid.UUID) -> tuple[int | None, bytes | None]:
         """(epoch, genesis) of a thread; (None, None) before its genesis commit."""
         async with self._engine.connect() as conn:

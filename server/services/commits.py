@@ -64,7 +64,8 @@ class CommitService:
         if core.epoch == 0:
             if genesis_bytes is None:
                 raise ApiError(400, "koppi.bad_genesis", "the first commit comes with its genesis")
-            self._check_genesis(genesis_bytes, thread_id, core.prev_commit_hash, core.committer)
+            subject = await self._threads.subject(thread_id)
+            _check_genesis(genesis_bytes, thread_id, subject, core.prev_commit_hash, core.committer)
         elif genesis_bytes is not None:
             raise ApiError(400, "koppi.frame_invalid", "only the first commit has a genesis")
         envelope = NewEnvelope(
@@ -101,17 +102,6 @@ class CommitService:
                     f"device {entry.device_id.hex()[:16]} is not an approved device of a member",
                 )
 
-    @staticmethod
-    def _check_genesis(raw: bytes, thread_id: uuid.UUID, prev: bytes, committer: bytes) -> None:
-        try:
-            genesis = Genesis.decode(raw)
-        except KoppiError:
-            raise ApiError(400, "koppi.bad_genesis", "not a genesis") from None
-        if (genesis.thread_id, genesis.hash, genesis.creator) != (thread_id.bytes, prev, committer):
-            raise ApiError(
-                400, "koppi.bad_genesis", "the genesis is for another thread, commit or creator"
-            )
-
     async def genesis(
         self, principal: Principal, thread_id: uuid.UUID
     ) -> tuple[int | None, bytes | None]:
@@ -135,6 +125,23 @@ class CommitService:
         if missing:
             log.warning("commit_heads.logged_late", count=missing)
         return missing
+
+
+def _check_genesis(
+    raw: bytes, thread_id: uuid.UUID, subject: tuple[str, str] | None, prev: bytes, committer: bytes
+) -> None:
+    """Epoch 0's frame: this thread, the client and purpose the server recorded for it, the
+    commit's parent, and the committer as its creator."""
+    try:
+        genesis = Genesis.decode(raw)
+    except KoppiError:
+        raise ApiError(400, "koppi.bad_genesis", "not a genesis") from None
+    if (genesis.thread_id, genesis.hash, genesis.creator) != (thread_id.bytes, prev, committer):
+        raise ApiError(
+            400, "koppi.bad_genesis", "the genesis is for another thread, commit or creator"
+        )
+    if (genesis.client_ref.hex(), genesis.purpose) != subject:
+        raise ApiError(400, "koppi.bad_genesis", "the genesis is for another client or purpose")
 
 
 async def log_commit_head(

@@ -3,7 +3,7 @@ recorded once for a thread, visible to every participant, with its whole history
 
 The server checks what it can and must before it records a version: the recorder is one of the
 caller's approved devices, certified (in the log) with the consent-recorder role; the signature
-verifies; the consent is for the thread's client and purpose (from the genesis); and the version
+verifies; the consent is for the thread's client and purpose; and the version
 extends the chain (never a rollback, nothing after a revocation; `crypto.consent.ConsentBook`,
 the same rules every client applies). The record's hash then goes to the transparency log.
 """
@@ -14,7 +14,6 @@ import asyncio
 import uuid
 
 from crypto.clock import Clock
-from crypto.commit import Genesis
 from crypto.consent import ConsentBook, ConsentRecord, verify_consent
 from crypto.errors import AuthFailed, KoppiError
 from crypto.identity import DeviceCert
@@ -54,11 +53,8 @@ class ConsentService:
             record = ConsentRecord.decode(record_bytes)
         except KoppiError as e:
             raise ApiError(400, "koppi.bad_consent", f"not a consent record ({e.code})") from None
-        _, genesis = await self._threads.thread_head(thread_id)
-        if genesis is None:
-            raise ApiError(409, "koppi.no_genesis", "the thread has no genesis commit yet")
-        g = Genesis.decode(genesis)
-        if (record.core.client_ref, record.core.purpose) != (g.client_ref, g.purpose):
+        subject = await self._threads.subject(thread_id)
+        if subject != (record.core.client_ref.hex(), record.core.purpose):
             raise ApiError(
                 400, "koppi.consent_mismatch", "the consent is for another client or purpose"
             )

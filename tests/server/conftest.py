@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from crypto.clock import FakeClock, SeededRng
-from crypto.primitives import SigningKey
+from crypto.primitives import SigningKey, sha256
 from server.app import create_app
 from server.appkeys import AUTH, ENGINE
 from server.config import Config
@@ -29,6 +29,7 @@ from server.repositories.threads import ThreadRepository
 from server.services.auth import TEST_HASH_COST
 
 PASSWORD = "correct horse battery"
+CLIENT_REF = sha256(b"asiakas-1")  # the seeded thread's pseudonymous client reference
 
 
 @dataclass
@@ -88,7 +89,7 @@ async def seed(
         users[username] = (await auth.create_user(org_id, username, PASSWORD, frozenset(roles))).id
     thread = Thread(
         id=uuid.uuid4(),
-        client_ref="asiakas-1",
+        client_ref=CLIENT_REF.hex(),
         purpose="rehabilitation-planning",
         next_seq=1,
         created_at=now,

@@ -20,7 +20,7 @@ from crypto.logentries import CommitHead
 from server.appkeys import AUTH, COMMITS, ENGINE, MESSAGING, TRANSLOG
 from server.db.tables import Device
 from server.repositories.devices import DeviceRepository
-from tests.server.conftest import Cast, b64u
+from tests.server.conftest import CLIENT_REF, Cast, b64u
 from tests.server.test_ws import connect, recv
 
 pytestmark = pytest.mark.usefixtures("devices")
@@ -61,7 +61,7 @@ def owner(cast: Cast, name: str) -> tuple[uuid.UUID, uuid.UUID]:
 
 
 def genesis(cast: Cast, creator: str = "alice") -> Genesis:
-    return Genesis(cast.thread.bytes, bytes(32), "rehabilitation-planning", "by-consent",
+    return Genesis(cast.thread.bytes, CLIENT_REF, "rehabilitation-planning", "by-consent",
                    D[creator], 0)  # fmt: skip
 
 
@@ -210,6 +210,8 @@ async def test_bad_commits_are_refused_and_nothing_is_stored(cast: Cast) -> None
     g = genesis(cast)
     c0 = commit(cast, 0, g.hash, ["alice"])
     other = uuid.uuid4()
+    other_client = replace(g, client_ref=bytes(32))
+    other_purpose = replace(g, purpose="employment-services")
     cases: list[tuple[dict[str, Any], str]] = [
         (frame(cast, b"not a commit", g), "koppi.bad_commit"),
         (frame(cast, c0.encode()[:-1], g), "koppi.bad_commit"),
@@ -219,6 +221,10 @@ async def test_bad_commits_are_refused_and_nothing_is_stored(cast: Cast) -> None
         (frame(cast, c0, genesis(cast, "bob")), "koppi.bad_genesis"),  # another creator
         (frame(cast, commit(cast, 0, bytes(32), ["alice"]), g), "koppi.bad_genesis"),
         (frame(cast, c0, genesis=b64u(b"junk")), "koppi.bad_genesis"),
+        (frame(cast, commit(cast, 0, other_client.hash, ["alice"]), other_client),
+         "koppi.bad_genesis"),  # another client than the thread's
+        (frame(cast, commit(cast, 0, other_purpose.hash, ["alice"]), other_purpose),
+         "koppi.bad_genesis"),
         (frame(cast, commit(cast, 1, c0.hash, ["alice"]), g), "koppi.frame_invalid"),
         (frame(cast, c0, g, id="short"), "koppi.frame_invalid"),
         (frame(cast, c0, g, extra=1), "koppi.frame_invalid"),

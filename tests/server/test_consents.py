@@ -25,12 +25,11 @@ from crypto.identity import DeviceCert, TrustStore, device_id_of
 from crypto.primitives import KemKey, SigningKey, sha256
 from crypto.treehead import LogConfig, LogView
 from server.appkeys import TRANSLOG
-from tests.server.conftest import LOG_KEY, Cast, b64u
+from tests.server.conftest import CLIENT_REF, LOG_KEY, Cast, b64u
 from tests.server.test_ghost_device import KELA_KEY, ROOT, Api, admit
 from tests.server.test_ws import connect, recv
 
 RNG = SeededRng("consent-registry")
-CLIENT_REF = sha256(b"asiakas-1")
 PURPOSE = "rehabilitation-planning"
 
 
@@ -178,11 +177,12 @@ async def test_only_a_consent_recorder_of_the_thread_records(
     assert (await r.json())["consents"] == []  # nothing refused was stored
 
 
-async def test_a_thread_without_its_genesis_takes_no_consent(cast: Cast) -> None:
+async def test_a_consent_comes_before_the_genesis_that_cites_it(cast: Cast) -> None:
+    """Epoch 0's commit cites the consent as evidence, so the consent is recorded first: it is
+    checked against the client and purpose the server recorded for the thread."""
     await admit(cast, cast.org_a, "Kela", "0246246-0", KELA_KEY)
     key = await device(cast, "alice", ["professional", "consent-recorder"])
-    body = await post(cast, "alice", first_version(cast, key), 409)
-    assert body["error"]["code"] == "koppi.no_genesis"
+    assert (await post(cast, "alice", first_version(cast, key), 201))["version"] == 1
     token = await cast.token("mallory")
     r = await cast.client.get(
         f"/api/threads/{uuid.uuid4()}/consents", headers={"Authorization": f"Bearer {token}"}
