@@ -6,12 +6,16 @@ revokes the device."""
 
 from __future__ import annotations
 
+import base64
+import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from crypto.identity import DeviceCert
 from tests.browser.serving import PASSWORD, ROOT, Deployment, deployment, koppi
 
 pytestmark = pytest.mark.browser
@@ -21,6 +25,28 @@ pytestmark = pytest.mark.browser
 def server(tmp_path: Path) -> Iterator[Deployment]:
     with deployment(tmp_path, {"alice": "professional", "anna": "org-admin"}) as running:
         yield running
+
+
+def certified_roles(url: str) -> list[set[str]]:
+    """The roles in the logged certificates of Kela's approved devices, read as a client would."""
+    body = json.dumps({"username": "anna", "password": PASSWORD}).encode()
+    request = urllib.request.Request(
+        url + "/api/login", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request) as r:
+        cookie = {"Cookie": r.headers["Set-Cookie"].split(";")[0]}
+
+    def get(path: str) -> Any:
+        with urllib.request.urlopen(urllib.request.Request(url + path, headers=cookie)) as r:
+            return json.loads(r.read())
+
+    roles = []
+    for device in get("/api/org/devices?status=approved")["devices"]:
+        i = device["cert_log_index"]
+        (entry,) = get(f"/api/log/entries?start={i}&end={i + 1}")["entries"]
+        raw = base64.urlsafe_b64decode(entry["data"] + "=" * (-len(entry["data"]) % 4))
+        roles.append(set(DeviceCert.decode(raw).roles))
+    return roles
 
 
 def login(browser: Any, url: str, user: str) -> Any:
@@ -64,8 +90,11 @@ def test_enrol_approve_and_revoke_a_device(browser: Any, server: Deployment) -> 
     shots = ROOT / "artifacts"
     shots.mkdir(exist_ok=True)
     anna.screenshot(path=str(shots / "admin-pending.png"))
+    # The certificate carries alice's roles as her organisation set them.
+    koppi(server.env, "user", "roles", "alice", "--roles", "professional,consent-recorder")
     anna.click(f"#pending li:has-text('{fingerprint}') button")
     alice.wait_for_selector("#device-status[data-status=approved]", timeout=10_000)
+    assert certified_roles(url) == [{"professional", "consent-recorder"}]
     anna.wait_for_selector(f"#approved li:has-text('{fingerprint}')")
     anna.click(f"#approved li:has-text('{fingerprint}') button")
     alice.wait_for_selector("#device-status[data-status=revoked]", timeout=10_000)

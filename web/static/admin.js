@@ -77,11 +77,15 @@ async function showKeyState() {
   }
 }
 
+// The certificate carries the professional's roles as the organisation has set them (a
+// consent recorder's device must say so: clients check the role in the certificate).
 async function approve(device) {
   const now = Math.floor(Date.now() / 1000);
+  const owner = (await api("GET", "/api/org/users")).users.find((u) => u.user === device.user);
+  const roles = owner && owner.roles.length ? owner.roles : ["professional"];
   const cert = await issueDeviceCert(orgKey, {
     orgId: uuidBytes(me.org), userId: uuidBytes(device.user), signingPublic: unb64u(device.signing_public),
-    kemPublic: unb64u(device.kem_public), roles: ["professional"], notBefore: now, notAfter: now + 365 * 86400,
+    kemPublic: unb64u(device.kem_public), roles, notBefore: now, notAfter: now + 365 * 86400,
   });
   await api("POST", `/api/org/devices/${device.device_id}/certificate`, { certificate: b64(cert) });
 }
