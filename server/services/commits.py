@@ -57,10 +57,10 @@ class CommitService:
         if (
             committer is None
             or committer.user_id != principal.user_id
-            or (committer.status != "approved")
+            or committer.status != "approved"
         ):
             raise ApiError(403, "koppi.forbidden", "commit from one of your approved devices")
-        await self._fence(core.roster, members)
+        await self._check_roster(core.roster, members)
         if core.epoch == 0:
             if genesis_bytes is None:
                 raise ApiError(400, "koppi.bad_genesis", "the first commit comes with its genesis")
@@ -86,7 +86,9 @@ class CommitService:
         )
         return self._messaging.submit(principal, envelope)
 
-    async def _fence(self, roster: tuple[RosterEntry, ...], members: frozenset[uuid.UUID]) -> None:
+    async def _check_roster(
+        self, roster: tuple[RosterEntry, ...], members: frozenset[uuid.UUID]
+    ) -> None:
         known = {d.device_id: d for d in await self._devices.get_many(e.device_id for e in roster)}
         for entry in roster:
             d = known.get(entry.device_id)
