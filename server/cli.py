@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crypto.clock import OsRng, SystemClock
 from crypto.errors import KoppiError
@@ -212,6 +215,17 @@ class KeyFileError(Exception):
     """A sealed key file that cannot be read or opened: said plainly, no traceback."""
 
 
+@contextlib.asynccontextmanager
+async def _database(cfg: Config) -> AsyncIterator[AsyncEngine]:
+    """The configured database for one command, refused unless it is at the latest migration."""
+    engine = make_engine(cfg.database_url)
+    try:
+        await require_current_schema(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
 def serve_command(cfg: Config, banner: str = "") -> int:
     asyncio.run(_check_schema(cfg))
     from server.app import create_app
@@ -226,11 +240,8 @@ def serve_command(cfg: Config, banner: str = "") -> int:
 
 
 async def _check_schema(cfg: Config) -> None:
-    engine = make_engine(cfg.database_url)
-    try:
-        await require_current_schema(engine)
-    finally:
-        await engine.dispose()
+    async with _database(cfg):
+        pass
 
 
 async def _upgrade(cfg: Config) -> None:
@@ -254,9 +265,7 @@ def _auth(engine: Any) -> AuthService:
 
 
 async def _add_org(cfg: Config, name: str, business_id: str) -> uuid.UUID:
-    engine = make_engine(cfg.database_url)
-    try:
-        await require_current_schema(engine)
+    async with _database(cfg) as engine:
         org = Organisation(
             id=uuid.uuid4(),
             name=name,
@@ -267,16 +276,12 @@ async def _add_org(cfg: Config, name: str, business_id: str) -> uuid.UUID:
         await AccountRepository(engine).add_organisation(org)
         print(f"organisation {name} ({business_id}) added: {org.id}")
         return org.id
-    finally:
-        await engine.dispose()
 
 
 async def _add_user(
     cfg: Config, business_id: str, username: str, password: str, roles: list[str]
 ) -> int:
-    engine = make_engine(cfg.database_url)
-    try:
-        await require_current_schema(engine)
+    async with _database(cfg) as engine:
         accounts = AccountRepository(engine)
         org = await accounts.organisation_by_business_id(business_id)
         if org is None:
@@ -292,17 +297,13 @@ async def _add_user(
             return 2
         print(f"user {username} added to {org.name}")
         return 0
-    finally:
-        await engine.dispose()
 
 
 async def _set_disabled(cfg: Config, username: str, disable: bool) -> int:
     """The operator's switch (an organisation's admin has the same in the admin console). The
     database is changed at once; a running server refuses the user's next request, but closes
     their open websockets only when the disabling goes through its API."""
-    engine = make_engine(cfg.database_url)
-    try:
-        await require_current_schema(engine)
+    async with _database(cfg) as engine:
         accounts = AccountRepository(engine)
         user = await accounts.user_by_name(username)
         if user is None:
@@ -315,8 +316,6 @@ async def _set_disabled(cfg: Config, username: str, disable: bool) -> int:
             await accounts.enable_user(user.id)
             print(f"user {username} enabled")
         return 0
-    finally:
-        await engine.dispose()
 
 
 async def _set_roles(cfg: Config, username: str, roles: list[str]) -> int:
@@ -325,9 +324,7 @@ async def _set_roles(cfg: Config, username: str, roles: list[str]) -> int:
     except ApiError as e:
         print(f"koppi: {e.message}", file=sys.stderr)
         return 2
-    engine = make_engine(cfg.database_url)
-    try:
-        await require_current_schema(engine)
+    async with _database(cfg) as engine:
         accounts = AccountRepository(engine)
         user = await accounts.user_by_name(username)
         if user is None:
@@ -336,8 +333,6 @@ async def _set_roles(cfg: Config, username: str, roles: list[str]) -> int:
         await accounts.set_user_roles(user.id, wanted)
         print(f"user {username} roles: {', '.join(wanted) or '(none)'}")
         return 0
-    finally:
-        await engine.dispose()
 
 
 async def _seed_demo(cfg: Config) -> list[str]:
@@ -429,9 +424,7 @@ async def _admit_org(cfg: Config, business_id: str, org_public_hex: str, root_fi
         )
         return 2
     root = open_sealed_key(root_file, ROOT_KEY_NAME, "KOPPI_ROOT_KEY_PASSPHRASE")
-    engine = make_engine(cfg.database_url)
-    try:
-        await require_current_schema(engine)
+    async with _database(cfg) as engine:
         org = await AccountRepository(engine).organisation_by_business_id(business_id)
         if org is None:
             print(
@@ -453,8 +446,6 @@ async def _admit_org(cfg: Config, business_id: str, org_public_hex: str, root_fi
         )
         print(f"organisation {org.name} ({business_id}) admitted: log index {index}")
         return 0
-    finally:
-        await engine.dispose()
 
 
 async def _current_org_cert(engine: Any, org_id: uuid.UUID) -> tuple[OrgCert | None, bool]:
@@ -491,9 +482,7 @@ async def _rotate_org(
     if (new_public_hex is None) != (previous_file is None):
         print("koppi: give NEW_PUBLIC_KEY with --previous-key, or neither", file=sys.stderr)
         return 2
-    engine = make_engine(cfg.database_url)
-    try:
-        await require_current_schema(engine)
+    async with _database(cfg) as engine:
         org = await AccountRepository(engine).organisation_by_business_id(business_id)
         orgs = OrganisationService(DeviceRepository(engine), None, SystemClock())
         current = None if org is None else await orgs.current_key(org.id)
@@ -544,15 +533,11 @@ async def _rotate_org(
             f"log index {index}"
         )
         return 0
-    finally:
-        await engine.dispose()
 
 
 async def _suspend_org(cfg: Config, business_id: str, root_file: Path) -> int:
     root = open_sealed_key(root_file, ROOT_KEY_NAME, "KOPPI_ROOT_KEY_PASSPHRASE")
-    engine = make_engine(cfg.database_url)
-    try:
-        await require_current_schema(engine)
+    async with _database(cfg) as engine:
         accounts = AccountRepository(engine)
         org = await accounts.organisation_by_business_id(business_id)
         current, revoked = (None, False) if org is None else await _current_org_cert(engine, org.id)
@@ -574,8 +559,6 @@ async def _suspend_org(cfg: Config, business_id: str, root_file: Path) -> int:
         await accounts.set_organisation_status(org.id, "suspended")
         print(f"organisation {business_id} suspended: its key revoked at log index {index}")
         return 0
-    finally:
-        await engine.dispose()
 
 
 async def _monitor(args: argparse.Namespace) -> int:

@@ -275,6 +275,7 @@ class MessagingService:
             keys = [(p.envelope.thread_id, p.envelope.msg_id) for p in live]
             stored = self._threads.existing(conn, keys) if check_stored else {}
             fresh: dict[uuid.UUID, list[_Pending]] = {}
+            commits: list[_Pending] = []
             for p in live:
                 key = (p.envelope.thread_id, p.envelope.msg_id)
                 if (
@@ -290,24 +291,24 @@ class MessagingService:
                     continue
                 claimed[key] = p
                 fresh.setdefault(p.envelope.thread_id, []).append(p)
-            for thread_id, items in list(fresh.items()):
-                kept = []
-                for p in items:  # a commit moves the head only from where it says it is
-                    e = p.envelope
-                    refused = e.commit and self._threads.advance_head(conn, thread_id, e.commit)
-                    if not refused:
-                        kept.append(p)
-                        continue
-                    again = self._threads.existing(conn, [(thread_id, e.msg_id)])
-                    seen = again.get((thread_id, e.msg_id))
-                    if seen is not None and seen[1] == e.sender_device:  # a resend
-                        results.append((p, Accepted(thread_id, e.msg_id, seen[0], True)))
-                    else:
-                        results.append((p, COMMIT_REFUSED[refused]))
-                if kept:
-                    fresh[thread_id] = kept
+                if p.envelope.commit is not None:
+                    commits.append(p)
+            for p in commits:  # a commit moves the head only from where it says it is (rare)
+                e = p.envelope
+                assert e.commit is not None
+                refused = self._threads.advance_head(conn, e.thread_id, e.commit)
+                if refused is None:
+                    continue
+                fresh[e.thread_id].remove(p)
+                if not fresh[e.thread_id]:
+                    del fresh[e.thread_id]
+                seen = self._threads.existing(conn, [(e.thread_id, e.msg_id)]).get(
+                    (e.thread_id, e.msg_id)
+                )
+                if seen is not None and seen[1] == e.sender_device:  # a resend
+                    results.append((p, Accepted(e.thread_id, e.msg_id, seen[0], True)))
                 else:
-                    del fresh[thread_id]
+                    results.append((p, COMMIT_REFUSED[refused]))
             rows: list[tuple[NewEnvelope, int]] = []
             if fresh:
                 firsts = self._threads.reserve_seqs(conn, {t: len(i) for t, i in fresh.items()})
