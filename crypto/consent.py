@@ -57,6 +57,9 @@ HOW_OBTAINED = frozenset({"written", "electronic", "oral-recorded"})
 CORE_STATUSES = frozenset({"active", "revoked"})
 REVOCATION_CHANNELS = frozenset({"in-person", "phone", "written", "electronic"})
 RECORDER_ROLE = "consent-recorder"
+STATUTE_MAX = 200  # bytes of a provision's citation, e.g. "SHL 1301/2014 41 §"
+JUSTIFICATION_MAX = 2000
+CORE_MAX = 256 * 1024  # 64 organisations, each with a provision and a justification
 
 BAD_CONSENT = "koppi.bad_consent"
 WRONG_RECORDER = "koppi.wrong_recorder"
@@ -66,6 +69,14 @@ CONSENT_ROLLBACK = "koppi.consent_rollback"
 CONSENT_CHAIN = "koppi.consent_chain"
 CONSENT_FINAL = "koppi.consent_final"
 CONSENT_MISMATCH = "koppi.consent_mismatch"
+# Why a consent version does not admit an organisation's professional (`refusal`).
+NO_CONSENT = "koppi.no_consent"
+CONSENT_SUPERSEDED = "koppi.consent_superseded"
+CONSENT_REVOKED = "koppi.consent_revoked"
+CONSENT_NOT_YET_VALID = "koppi.consent_not_yet_valid"
+CONSENT_EXPIRED = "koppi.consent_expired"
+ORG_NOT_COVERED = "koppi.not_covered"
+ROLE_NOT_COVERED = "koppi.role_not_covered"
 
 
 class ConsentError(RemoteProtocolError):
@@ -82,12 +93,24 @@ def _require(ok: bool, message: str) -> None:
 @dataclass(frozen=True)
 class CoveredOrganisation:
     """encode("koppi/v1/consent-org", bytes org_id(16), list roles (UTF-8; empty: every role),
-    bool may_store, text processing_basis)"""
+    bool may_store, text processing_basis, text statute, text justification)
+
+    `statute` names the provision that lets this organisation in without the client's consent
+    (empty: the consent covers it); `justification` is the admitting professional's written
+    reason, shown to every participant and in the client's receipt as an exception."""
 
     org_id: bytes
     may_store: bool
     processing_basis: str
     roles: frozenset[str] = frozenset()
+    statute: str = ""
+    justification: str = ""
+
+    def __post_init__(self) -> None:
+        _require(
+            bool(self.statute.strip()) == bool(self.justification.strip()),
+            "a statutory basis, and only one, comes with a written justification",
+        )
 
     def encode(self) -> bytes:
         return (
@@ -96,6 +119,8 @@ class CoveredOrganisation:
             .list(r.encode() for r in self.roles)
             .boolean(self.may_store)
             .text(self.processing_basis)
+            .text(self.statute)
+            .text(self.justification)
             .finish()
         )
 
@@ -106,7 +131,15 @@ class CoveredOrganisation:
         roles = frozenset(
             r.decode("utf-8", "replace") for r in dec.list(max_items=16, item_max_len=64)
         )
-        org = cls(org_id, dec.boolean(), dec.text(max_len=64), roles)
+        may_store, processing_basis = dec.boolean(), dec.text(max_len=64)
+        org = cls(
+            org_id,
+            may_store,
+            processing_basis,
+            roles,
+            statute=dec.text(max_len=STATUTE_MAX),
+            justification=dec.text(max_len=JUSTIFICATION_MAX),
+        )
         dec.finish()
         return org
 
@@ -159,6 +192,10 @@ class ConsentCore:
             all(o.processing_basis in PROCESSING_BASES for o in self.organisations),
             "processing basis outside the code list",
         )
+        _require(
+            self.disclosure_basis == "consent" or all(o.statute for o in self.organisations),
+            "a statutory disclosure basis names the provision for every organisation",
+        )
 
     def encode(self) -> bytes:
         return (
@@ -196,7 +233,7 @@ class ConsentCore:
             client_ref=dec.bytes(length=HASH_LEN),
             purpose=dec.text(max_len=64),
             organisations=tuple(
-                CoveredOrganisation.decode(b) for b in dec.list(max_items=64, item_max_len=1024)
+                CoveredOrganisation.decode(b) for b in dec.list(max_items=64, item_max_len=4096)
             ),
             data_categories=frozenset(
                 c.decode("utf-8", "replace") for c in dec.list(max_items=32, item_max_len=64)
@@ -244,7 +281,7 @@ class ConsentRecord:
     @classmethod
     def decode(cls, data: bytes) -> ConsentRecord:
         dec = Decoder(data, "koppi/v1/consent-record")
-        core = ConsentCore.decode(dec.bytes(max_len=64 * 1024))
+        core = ConsentCore.decode(dec.bytes(max_len=CORE_MAX))
         record = cls(core, dec.bytes(length=SIG_LEN))
         dec.finish()
         return record
@@ -364,9 +401,6 @@ class ConsentBook:
             and core.status == "active"
             and core.valid_from <= now < core.valid_until
         )
-        roles: frozenset[str] = frozenset()
-        if all(o.roles for o in core.organisations):
-            roles = frozenset().union(*(o.roles for o in core.organisations))
         return ConsentCover(
             consent_id=core.consent_id,
             version=core.version,
@@ -375,10 +409,21 @@ class ConsentBook:
             purpose=core.purpose,
             active=in_force,
             organisations=core.covered,
-            roles=roles,
+            roles={o.org_id: o.roles for o in core.organisations if o.roles},
             may_store=frozenset(o.org_id for o in core.organisations if o.may_store),
             changes_at=next((t for t in (core.valid_from, core.valid_until) if now < t), None),
         )
+
+    def refusal(
+        self, core_hash: bytes, org_id: bytes, roles: frozenset[str], now: int
+    ) -> str | None:
+        """The admission rule for the version `core_hash` (None: it admits the professional)."""
+        record = self._by_core_hash.get(core_hash)
+        if record is None:
+            return NO_CONSENT
+        latest = self.latest(record.core.consent_id)
+        assert latest is not None
+        return admission_refusal(record, latest, org_id, roles, now)
 
     def latest_cover(self, consent_id: bytes, now: int) -> ConsentCover | None:
         latest = self.latest(consent_id)
@@ -405,6 +450,29 @@ class ConsentBook:
                 ConsentEvent("expired", last.core.version, last.core.valid_until, last.record_hash)
             )
         return events
+
+
+def admission_refusal(
+    record: ConsentRecord, latest: ConsentRecord, org_id: bytes, roles: frozenset[str], now: int
+) -> str | None:
+    """The admission rule (DESIGN §3) for one version: why `record` does not admit a professional
+    of `org_id` holding `roles` at `now`, or None when it does. `latest` is the newest known
+    version of the same consent; only it can admit anyone."""
+    if latest.core.status == "revoked":
+        return CONSENT_REVOKED
+    if latest is not record and latest.encode() != record.encode():
+        return CONSENT_SUPERSEDED
+    core = record.core
+    if now < core.valid_from:
+        return CONSENT_NOT_YET_VALID
+    if now >= core.valid_until:
+        return CONSENT_EXPIRED
+    org = next((o for o in core.organisations if o.org_id == org_id), None)
+    if org is None:
+        return ORG_NOT_COVERED
+    if org.roles and not org.roles & roles:
+        return ROLE_NOT_COVERED
+    return None
 
 
 def next_version(

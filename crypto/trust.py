@@ -13,6 +13,7 @@ Identifiers: organisations and users are 16-byte ids (the server's UUIDs); a dev
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -64,7 +65,7 @@ class ConsentCover:
     purpose: str
     active: bool
     organisations: frozenset[bytes]
-    roles: frozenset[str]  # empty: every role of a covered organisation
+    roles: Mapping[bytes, frozenset[str]]  # per organisation that names roles; others: any role
     may_store: frozenset[bytes]
     changes_at: int | None = None  # when `active` next flips by the passage of time alone
 
@@ -73,7 +74,8 @@ class ConsentCover:
         whether or not the version is still in force (old commits are judged as they were)."""
         if device.org_id not in self.organisations:
             return False
-        return not self.roles or bool(self.roles & device.roles)
+        named = self.roles.get(device.org_id)
+        return not named or bool(named & device.roles)
 
     def covers(self, device: VerifiedDevice) -> bool:
         """Covered now: the version is in force and includes the device."""

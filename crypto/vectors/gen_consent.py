@@ -28,6 +28,7 @@ OTHER_SEED = bytes(range(32, 64))
 KELA = bytes.fromhex("0246246000000000000000000000000a")
 COUNTY = bytes.fromhex("3221308600000000000000000000000b")
 TE = bytes.fromhex("2000000000000000000000000000000c")
+HOUSING = bytes.fromhex("1000000000000000000000000000000d")
 CLIENT = sha256(b"pseudonymous client reference 7F3A")
 T = 1_790_000_000
 
@@ -244,7 +245,7 @@ def consent_vectors() -> dict[str, Any]:
                 "active": cover.active,
                 "organisations": sorted(o.hex() for o in cover.organisations),
                 "may_store": sorted(o.hex() for o in cover.may_store),
-                "roles": sorted(cover.roles),
+                "roles": {o.hex(): sorted(r) for o, r in sorted(cover.roles.items())},
             }
         )
     only_v2 = ConsentBook()
@@ -261,9 +262,76 @@ def consent_vectors() -> dict[str, Any]:
                 "active": cover.active,
                 "organisations": sorted(o.hex() for o in cover.organisations),
                 "may_store": sorted(o.hex() for o in cover.may_store),
-                "roles": sorted(cover.roles),
+                "roles": {o.hex(): sorted(r) for o, r in sorted(cover.roles.items())},
             }
         )
+    # A statutory basis: the county's social worker admits a housing organisation without the
+    # client's consent, naming the provision and a written justification.
+    statute = sign_consent(
+        replace(
+            v1.core,
+            consent_id=bytes.fromhex("c0c0c0c0000000000000000000000002"),
+            disclosure_basis="statute",
+            organisations=(
+                CoveredOrganisation(
+                    HOUSING,
+                    False,
+                    "statute-social-welfare",
+                    statute="SHL 1301/2014 41 §",
+                    justification="Asunnottomuuden uhka; asiakas ei tavoitettavissa.",
+                ),
+            ),
+        ),
+        recorder,
+    )
+
+    def admission(
+        name: str,
+        accepted: list[ConsentRecord],
+        judged: ConsentRecord,
+        org: bytes,
+        roles: list[str],
+        now: int,
+        refusal: str | None,
+    ) -> dict[str, Any]:
+        book = ConsentBook()
+        book.accept_all(accepted)
+        got = book.refusal(judged.core.core_hash, org, frozenset(roles), now)
+        assert got == refusal, (name, got)
+        return {
+            "name": name,
+            "records": [r.encode().hex() for r in accepted],
+            "core_hash": judged.core.core_hash.hex(),
+            "org_id": org.hex(),
+            "roles": roles,
+            "now": now,
+            "refusal": refusal,
+        }
+
+    both, full, until = [v1, v2], [v1, v2, v3_revoked], v2.core.valid_until
+    admissions = [
+        admission("covered", both, v2, KELA, ["professional"], T + 150, None),
+        admission(
+            "organisation-not-covered", both, v2, TE, ["professional"], T + 150, "koppi.not_covered"
+        ),
+        admission("role-named-and-held", both, v2, COUNTY, ["professional"], T + 150, None),
+        admission("role-mismatch", both, v2, COUNTY, ["doctor"], T + 150, "koppi.role_not_covered"),
+        admission("before-valid-from", both, v2, KELA, [], T - 1, "koppi.consent_not_yet_valid"),
+        admission("at-valid-until", both, v2, KELA, [], until, "koppi.consent_expired"),
+        admission("revoked", full, v2, KELA, [], T + 250, "koppi.consent_revoked"),
+        admission("superseded", both, v1, TE, [], T + 150, "koppi.consent_superseded"),
+        admission("statutory-basis", [statute], statute, HOUSING, [], T + 150, None),
+        admission(
+            "statutory-basis-other-organisation",
+            [statute],
+            statute,
+            KELA,
+            [],
+            T + 150,
+            "koppi.not_covered",
+        ),
+        admission("unknown-version", both, v3_revoked, KELA, [], T + 150, "koppi.no_consent"),
+    ]
     return {
         "generated_by": "crypto/vectors/gen_consent.py",
         "description": (
@@ -275,7 +343,9 @@ def consent_vectors() -> dict[str, Any]:
             "`evidence` accepts `records` and checks the first one's cover against the thread's "
             "client reference and purpose. `covers`: after accepting the records of case "
             "v1-v2-v3-revoked (or only v1 and v2 where `accepted` says so), the cover of "
-            "`core_hash` at `now`."
+            "`core_hash` at `now` (`roles`: per organisation that names roles). `admissions`: "
+            "the admission rule; after accepting `records`, the version `core_hash` admits a "
+            "professional of `org_id` holding `roles` at `now`, or refuses with `refusal`."
         ),
         "record": {
             "recorder_seed": RECORDER_SEED.hex(),
@@ -295,6 +365,8 @@ def consent_vectors() -> dict[str, Any]:
                         "may_store": o.may_store,
                         "processing_basis": o.processing_basis,
                         "roles": sorted(o.roles),
+                        "statute": o.statute,
+                        "justification": o.justification,
                     }
                     for o in v1.core.organisations
                 ],
@@ -311,6 +383,7 @@ def consent_vectors() -> dict[str, Any]:
             },
         },
         "covers": covers,
+        "admissions": admissions,
         "cases": cases,
     }
 

@@ -35,6 +35,8 @@ def _consent_org(flag: int) -> bytes:
         + (0).to_bytes(4, "big")
         + bytes([flag])
         + _field(b"consent")
+        + _field(b"")  # statute: none
+        + _field(b"")  # justification: none
     )
 
 

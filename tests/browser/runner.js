@@ -668,11 +668,26 @@ export async function consentCovers() {
     const book = new CS.ConsentBook();
     for (const r of want.accepted === "v1,v2" ? full.slice(0, 2) : full) await book.accept(r);
     const cover = book.cover(u(want.core_hash), want.now);
+    const roles = Object.fromEntries([...cover.roles].sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([org, r]) => [org, [...r].sort()]));
     const got = { version: cover.version, active: cover.active, organisations: [...cover.organisations].sort(),
-      may_store: [...cover.mayStore].sort(), roles: [...cover.roles].sort() };
+      may_store: [...cover.mayStore].sort(), roles };
     const expected = { version: want.version, active: want.active, organisations: want.organisations,
       may_store: want.may_store, roles: want.roles };
     if (JSON.stringify(got) !== JSON.stringify(expected)) failures.push({ want, got });
   }
   return { cases: doc.covers.length, failures };
+}
+
+/** koppi-consent.json's `admissions`: the admission rule, table-driven. */
+export async function consentAdmissions() {
+  const doc = await load("koppi-consent.json");
+  const failures = [];
+  for (const c of doc.admissions) {
+    const book = new CS.ConsentBook();
+    for (const r of c.records) await book.accept(CS.ConsentRecord.decode(u(r)));
+    const got = await book.refusal(u(c.core_hash), u(c.org_id), new Set(c.roles), c.now);
+    if (got !== c.refusal) failures.push({ name: c.name, got });
+  }
+  return { cases: doc.admissions.length, failures };
 }

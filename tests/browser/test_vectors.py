@@ -53,3 +53,10 @@ def test_the_thread_story_replays_in_chromium(page: Any) -> None:
 def test_consent_covers_in_chromium(page: Any) -> None:
     result = page.evaluate("async () => (await import('/tests/browser/runner.js')).consentCovers()")
     assert result["cases"] == 5 and result["failures"] == []
+
+
+def test_consent_admission_rule_in_chromium(page: Any) -> None:
+    result = page.evaluate(
+        "async () => (await import('/tests/browser/runner.js')).consentAdmissions()"
+    )
+    assert result["cases"] == 11 and result["failures"] == []

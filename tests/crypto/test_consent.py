@@ -284,10 +284,50 @@ def test_roles_restrict_the_cover() -> None:
     record = sign_consent(core(organisations=limited), RECORDER)
     book.accept(record)
     cover = book.cover(record.core.core_hash, T0 + 1)
-    assert cover is not None and cover.roles == {"professional"}
+    assert cover is not None
+    assert cover.roles == {KELA: {"professional"}, COUNTY: {"professional"}}
     keeper = replace(recorder_device(roles=frozenset({"keeper"})), org_id=KELA)
     professional = replace(keeper, roles=frozenset({"professional"}))
     assert cover.covers(professional) and not cover.covers(keeper)
+
+
+def test_roles_are_per_organisation() -> None:
+    """An organisation that names no roles admits every role, whatever the others name."""
+    book = ConsentBook()
+    orgs = (
+        CoveredOrganisation(KELA, True, "consent", frozenset({"professional"})),
+        CoveredOrganisation(COUNTY, True, "consent"),
+    )
+    record = sign_consent(core(organisations=orgs), RECORDER)
+    book.accept(record)
+    cover = book.cover(record.core.core_hash, T0 + 1)
+    assert cover is not None
+    keeper = recorder_device(roles=frozenset({"keeper"}))
+    assert cover.covers(replace(keeper, org_id=COUNTY))
+    assert not cover.covers(replace(keeper, org_id=KELA))
+
+
+def test_a_statutory_basis_names_provision_and_justification() -> None:
+    housing = bytes(range(16))
+    org = CoveredOrganisation(
+        housing, False, "statute-social-welfare", statute="SHL 41 §", justification="Kiireellinen."
+    )
+    record = sign_consent(core(organisations=(org,), disclosure_basis="statute"), RECORDER)
+    assert ConsentRecord.decode(record.encode()).core.organisations == (org,)
+    book = ConsentBook()
+    book.accept(record)
+    assert book.refusal(record.core.core_hash, housing, frozenset(), T0 + 1) is None
+    for statute, justification in (("SHL 41 §", ""), ("", "no provision"), ("SHL 41 §", " ")):
+        with pytest.raises(ConsentError) as exc:
+            CoveredOrganisation(
+                housing, False, "consent", statute=statute, justification=justification
+            )
+        assert code(exc) == "koppi.bad_consent"
+    plain = CoveredOrganisation(KELA, True, "statute-kela")
+    with pytest.raises(ConsentError) as exc:  # a statutory basis names its provision for everyone
+        core(organisations=(org, plain), disclosure_basis="statute")
+    assert code(exc) == "koppi.bad_consent"
+    core(organisations=(org, plain))  # a consent may admit one organisation by statute
 
 
 def test_evidence_must_match_client_and_purpose() -> None:
@@ -381,4 +421,18 @@ def test_vector_covers() -> None:
         assert (cover.version, cover.active) == (want["version"], want["active"])
         assert sorted(o.hex() for o in cover.organisations) == want["organisations"]
         assert sorted(o.hex() for o in cover.may_store) == want["may_store"]
-        assert sorted(cover.roles) == want["roles"]
+        assert {o.hex(): sorted(r) for o, r in cover.roles.items()} == want["roles"]
+
+
+@pytest.mark.parametrize(
+    "case", CONSENT.doc["admissions"], ids=[c["name"] for c in CONSENT.doc["admissions"]]
+)
+def test_vector_admission(case: dict[str, Any]) -> None:
+    """The admission rule, table-driven: covered, not covered, role, time window, revoked,
+    superseded, statutory basis (the browser twin runs the same table)."""
+    book = ConsentBook()
+    book.accept_all(ConsentRecord.decode(unhex(r)) for r in case["records"])
+    got = book.refusal(
+        unhex(case["core_hash"]), unhex(case["org_id"]), frozenset(case["roles"]), case["now"]
+    )
+    assert got == case["refusal"]

@@ -15,6 +15,9 @@ const HOW_OBTAINED = new Set(["written", "electronic", "oral-recorded"]);
 const CORE_STATUSES = new Set(["active", "revoked"]);
 const REVOCATION_CHANNELS = new Set(["in-person", "phone", "written", "electronic"]);
 export const RECORDER_ROLE = "consent-recorder";
+const STATUTE_MAX = 200;
+const JUSTIFICATION_MAX = 2000;
+const CORE_MAX = 256 * 1024;
 
 export class ConsentError extends RemoteProtocolError {}
 
@@ -24,22 +27,29 @@ const require = (ok, message) => {
 };
 
 export class CoveredOrganisation {
-  constructor(orgId, mayStore, processingBasis, roles = []) {
-    Object.assign(this, { orgId, mayStore, processingBasis, roles: [...roles].sort() });
+  constructor(orgId, mayStore, processingBasis, roles = [], statute = "", justification = "") {
+    Object.assign(this, {
+      orgId, mayStore, processingBasis, roles: [...roles].sort(), statute, justification,
+    });
+    require(Boolean(statute.trim()) === Boolean(justification.trim()),
+      "a statutory basis, and only one, comes with a written justification");
   }
   encode() {
     const enc = new TextEncoder();
     return new Encoder("koppi/v1/consent-org").bytes(this.orgId)
       .list(this.roles.map((r) => enc.encode(r))).boolean(this.mayStore)
-      .text(this.processingBasis).finish();
+      .text(this.processingBasis).text(this.statute).text(this.justification).finish();
   }
   static decode(data) {
     const dec = new Decoder(data, "koppi/v1/consent-org");
     const orgId = dec.bytes({ length: 16 });
     const roles = dec.list({ maxItems: 16, itemMaxLen: 64 }).map((r) => lenient.decode(r));
-    const org = new CoveredOrganisation(orgId, dec.boolean(), dec.text({ maxLen: 64 }), roles);
+    const mayStore = dec.boolean();
+    const processingBasis = dec.text({ maxLen: 64 });
+    const statute = dec.text({ maxLen: STATUTE_MAX });
+    const justification = dec.text({ maxLen: JUSTIFICATION_MAX });
     dec.finish();
-    return org;
+    return new CoveredOrganisation(orgId, mayStore, processingBasis, roles, statute, justification);
   }
 }
 
@@ -53,7 +63,7 @@ export class ConsentCore {
     c.prevVersionHash = dec.bytes({ maxLen: 32 });
     c.clientRef = dec.bytes({ length: 32 });
     c.purpose = dec.text({ maxLen: 64 });
-    c.organisations = dec.list({ maxItems: 64, itemMaxLen: 1024 }).map(CoveredOrganisation.decode);
+    c.organisations = dec.list({ maxItems: 64, itemMaxLen: 4096 }).map(CoveredOrganisation.decode);
     c.dataCategories = dec.list({ maxItems: 32, itemMaxLen: 64 }).map((x) => lenient.decode(x));
     c.validFrom = dec.u64n();
     c.validUntil = dec.u64n();
@@ -87,6 +97,8 @@ export class ConsentCore {
     require(ids.length > 0 && new Set(ids).size === ids.length, "covered organisations unique, >= 1");
     require(this.organisations.every((o) => PROCESSING_BASES.has(o.processingBasis)),
       "processing basis outside the code list");
+    require(this.disclosureBasis === "consent" || this.organisations.every((o) => o.statute),
+      "a statutory disclosure basis names the provision for every organisation");
   }
 
   encode() {
@@ -106,7 +118,7 @@ export class ConsentRecord {
   static decode(data) {
     const dec = new Decoder(data, "koppi/v1/consent-record");
     const r = new ConsentRecord();
-    r.core = ConsentCore.decode(dec.bytes({ maxLen: 64 * 1024 }));
+    r.core = ConsentCore.decode(dec.bytes({ maxLen: CORE_MAX }));
     r.signature = dec.bytes({ length: 64 });
     dec.finish();
     r.raw = data;
@@ -192,15 +204,21 @@ export class ConsentBook {
     const core = record.core;
     const inForce = this.latest(core.consentId) === record && core.status === "active" &&
       core.validFrom <= now && now < core.validUntil;
-    let roles = new Set();
-    if (core.organisations.every((o) => o.roles.length)) {
-      roles = new Set(core.organisations.flatMap((o) => o.roles));
-    }
+    // Per organisation that names roles; an organisation naming none admits every role.
+    const roles = new Map(core.organisations.filter((o) => o.roles.length)
+      .map((o) => [hex(o.orgId), new Set(o.roles)]));
     return {
       consentId: core.consentId, version: core.version, coreHash, clientRef: core.clientRef,
       purpose: core.purpose, active: inForce, organisations: core.covered(), roles,
       mayStore: new Set(core.organisations.filter((o) => o.mayStore).map((o) => hex(o.orgId))),
     };
+  }
+
+  /** The admission rule for the version `coreHash` (null: it admits the professional). */
+  async refusal(coreHash, orgId, roles, now) {
+    const record = this.byCoreHash.get(hex(coreHash));
+    if (!record) return "koppi.no_consent";
+    return admissionRefusal(record, this.latest(record.core.consentId), orgId, roles, now);
   }
 
   latestCover(consentId, now) {
@@ -228,10 +246,28 @@ export class ConsentBook {
   }
 }
 
+/**
+ * The admission rule (DESIGN §3) for one version: why `record` does not admit a professional of
+ * `orgId` holding `roles` (a Set) at `now`, or null when it does. `latest` is the newest known
+ * version of the same consent; only it can admit anyone.
+ */
+export function admissionRefusal(record, latest, orgId, roles, now) {
+  if (latest.core.status === "revoked") return "koppi.consent_revoked";
+  if (latest !== record && !equalBytes(latest.raw, record.raw)) return "koppi.consent_superseded";
+  const core = record.core;
+  if (now < core.validFrom) return "koppi.consent_not_yet_valid";
+  if (now >= core.validUntil) return "koppi.consent_expired";
+  const org = core.organisations.find((o) => equalBytes(o.orgId, orgId));
+  if (!org) return "koppi.not_covered";
+  if (org.roles.length && !org.roles.some((r) => roles.has(r))) return "koppi.role_not_covered";
+  return null;
+}
+
 /** A cover includes a device regardless of whether the version is still in force. */
 export function includes(cover, device) {
   if (!cover.organisations.has(hex(device.orgId))) return false;
-  return cover.roles.size === 0 || [...device.roles].some((r) => cover.roles.has(r));
+  const named = cover.roles.get(hex(device.orgId));
+  return !named || [...device.roles].some((r) => named.has(r));
 }
 
 export function covers(cover, device) {
