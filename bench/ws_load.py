@@ -35,7 +35,9 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.seeding import seed_consent
 from crypto.clock import OsRng, SystemClock
+from crypto.primitives import sha256
 from server.db.engine import make_engine
 from server.db.migrate import upgrade
 from server.db.tables import Organisation, Thread
@@ -94,10 +96,16 @@ async def seed(url: str, n_threads: int, n_members: int) -> Cast:
         threads, sender_tokens = [], []
         for i in range(n_threads):
             sender_id, token = await user(f"s{i}-{os.getpid()}")
+            ref = sha256(f"bench-{os.getpid()}-{i}".encode())
             t = Thread(
-                id=uuid.uuid4(), client_ref=f"bench-{i}", purpose="bench", next_seq=1, created_at=0
+                id=uuid.uuid4(),
+                client_ref=ref.hex(),
+                purpose="rehabilitation-planning",
+                next_seq=1,
+                created_at=0,
             )
             await ThreadRepository(engine).add_thread(t, [sender_id, *(r for r, _ in receivers)])
+            await seed_consent(engine, t.id, ref, [org.id], SystemClock().now())
             threads.append(str(t.id))
             sender_tokens.append(token)
         return Cast(threads, sender_tokens, [tok for _, tok in receivers])

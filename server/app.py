@@ -15,6 +15,7 @@ from crypto.errors import KoppiError
 from crypto.keyfile import open_keyfile
 from crypto.primitives import SigningKey
 from server.appkeys import (
+    ADMISSION,
     AUTH,
     AUTHENTICATOR,
     BUS,
@@ -29,6 +30,7 @@ from server.appkeys import (
     RELEASE,
     RNG,
     SOCKETS,
+    THREADS,
     TRANSLOG,
     USERS,
 )
@@ -39,6 +41,7 @@ from server.http import api, health, pages
 from server.http import consents as consents_api
 from server.http import devices as devices_api
 from server.http import log as log_api
+from server.http import threads as threads_api
 from server.http import users as users_api
 from server.http.authn import RequestAuthenticator
 from server.http.middleware import access_log, csrf, errors, security_headers
@@ -49,11 +52,13 @@ from server.repositories.consents import ConsentRepository
 from server.repositories.devices import DeviceRepository
 from server.repositories.threads import ThreadRepository
 from server.repositories.translog import LogRepository
+from server.services.admission import AdmissionService
 from server.services.auth import AuthService, HashCost
 from server.services.commits import CommitService, log_commit_head
 from server.services.consents import ConsentService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
+from server.services.threads import ThreadService
 from server.services.translog import TransparencyLog
 from server.services.users import UserService
 
@@ -99,8 +104,11 @@ def create_app(
         app[AUTH] = auth
         app[AUTHENTICATOR] = RequestAuthenticator(auth)
         threads = ThreadRepository(engine)
+        trail = DeviceRepository(engine)
+        admission = AdmissionService(threads, ConsentRepository(engine), trail, clock)
+        app[ADMISSION] = admission
         messaging = MessagingService(
-            threads, app[BUS], clock, app[METRICS], batch_max=cfg.commit_batch_max
+            threads, app[BUS], clock, app[METRICS], admission, batch_max=cfg.commit_batch_max
         )
         app[MESSAGING] = messaging
         messaging.start()
@@ -113,18 +121,20 @@ def create_app(
             app[TRANSLOG] = translog
             app[RELEASE].log_index = await publish(translog, app[RELEASE].manifest)
             await translog.sign_head()  # so that the first head already covers this release
-        trail = DeviceRepository(engine)
         app[ORGS] = OrganisationService(trail, translog, clock)
         app[USERS] = UserService(AccountRepository(engine), auth, trail, clock)
-        app[COMMITS] = CommitService(messaging, trail, threads)
+        app[COMMITS] = CommitService(messaging, admission, trail, threads)
         app[CONSENTS] = ConsentService(
-            ConsentRepository(engine), trail, threads, messaging, translog, clock
+            ConsentRepository(engine), trail, threads, admission, translog, clock
         )
+        app[THREADS] = ThreadService(threads, AccountRepository(engine), admission, clock)
         await messaging.load_fences()
+        await admission.start()
         if translog is not None:
             await app[COMMITS].log_missing_heads(translog)
             messaging.on_commit = functools.partial(log_commit_head, translog)
         yield
+        await admission.stop()
         if translog is not None:
             await translog.stop()
         await messaging.stop()
@@ -138,6 +148,7 @@ def create_app(
     app.add_routes(log_api.routes)
     app.add_routes(devices_api.routes)
     app.add_routes(consents_api.routes)
+    app.add_routes(threads_api.routes)
     app.add_routes(users_api.routes)
     app.add_routes(pages.routes)
     app.router.add_static("/static/", _static_dir(), follow_symlinks=False)

@@ -13,11 +13,13 @@ from server.config import Config
 from server.metrics import Metrics
 from server.principal import Authenticator
 from server.release import Release
+from server.services.admission import AdmissionService
 from server.services.auth import AuthService
 from server.services.commits import CommitService
 from server.services.consents import ConsentService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
+from server.services.threads import ThreadService
 from server.services.translog import TransparencyLog
 from server.services.users import UserService
 
@@ -36,4 +38,6 @@ RELEASE = web.AppKey("release", Release)
 USERS = web.AppKey("users", UserService)
 COMMITS = web.AppKey("commits", CommitService)
 CONSENTS = web.AppKey("consents", ConsentService)
+ADMISSION = web.AppKey("admission", AdmissionService)
+THREADS = web.AppKey("threads", ThreadService)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

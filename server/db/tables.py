@@ -183,9 +183,10 @@ class AuditEvent(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
-    actor: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    # None: the server decided on its own (a consent reached its end on the scheduler).
+    actor: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     action: Mapped[str] = mapped_column(String(40))
-    subject: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(200))
     at: Mapped[int] = mapped_column(BigInteger)
 
 

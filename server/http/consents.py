@@ -9,14 +9,14 @@ from aiohttp import web
 
 from server.appkeys import CONSENTS
 from server.http.api import parse, path_uuid, require_principal
-from server.services.messaging import NOT_MEMBER
+from server.services.admission import NOT_MEMBER
 from server.ws.frames import b64u_decode, b64u_encode
 
 routes = web.RouteTableDef()
 
 
 class RecordBody(msgspec.Struct, forbid_unknown_fields=True):
-    record: Annotated[str, msgspec.Meta(max_length=96 * 1024)]
+    record: Annotated[str, msgspec.Meta(max_length=360 * 1024)]  # base64url of CORE_MAX + sig
 
 
 @routes.post("/api/threads/{thread_id}/consents")

@@ -14,7 +14,7 @@ from server.appkeys import COMMITS, MESSAGING, ORGS
 from server.db.tables import Device
 from server.errors import ApiError
 from server.http.api import parse, path_uuid, require_principal
-from server.services.messaging import NOT_MEMBER
+from server.services.admission import NOT_MEMBER
 from server.ws.frames import b64u_decode, b64u_encode
 
 routes = web.RouteTableDef()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,3 +47,21 @@ class ConsentRepository:
                 .order_by(ConsentVersion.consent_id, ConsentVersion.version)
             )
             return [ConsentVersion(**r._mapping) for r in rows]
+
+    async def records_of(
+        self, thread_ids: Sequence[uuid.UUID] | None = None
+    ) -> dict[uuid.UUID, list[bytes]]:
+        """The signed versions of the given threads' consents (of every thread: None), each
+        thread's in the order they were recorded."""
+        query = select(ConsentVersion.thread_id, ConsentVersion.record).order_by(
+            ConsentVersion.created_at,
+            ConsentVersion.log_index,  # the log orders equal times
+        )
+        found: dict[uuid.UUID, list[bytes]] = {}
+        if thread_ids is not None:
+            query = query.where(ConsentVersion.thread_id.in_(list(thread_ids)))
+            found = {t: [] for t in thread_ids}
+        async with self._engine.connect() as conn:
+            for r in await conn.execute(query):
+                found.setdefault(r.thread_id, []).append(bytes(r.record))
+        return found

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -88,6 +88,20 @@ class DeviceRepository:
                     org_id=org_id, actor=actor, action=action, subject=subject, at=at
                 )
             )
+
+    async def audit_many(self, events: Sequence[AuditEvent]) -> None:
+        """Several events in one transaction (a consent change decides for many at once)."""
+        if not events:
+            return
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(AuditEvent),
+                [
+                    {"org_id": e.org_id, "actor": e.actor, "action": e.action,
+                     "subject": e.subject, "at": e.at}
+                    for e in events
+                ],
+            )  # fmt: skip
 
     async def audit_trail(self, org_id: uuid.UUID) -> list[AuditEvent]:
         async with self._engine.connect() as conn:

@@ -17,7 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.bus import Delivery
 from server.db.engine import make_sync_engine
-from server.db.tables import Device, Envelope, Thread, ThreadMember, ThreadRosterDevice
+from server.db.tables import (
+    Device,
+    Envelope,
+    Thread,
+    ThreadMember,
+    ThreadRosterDevice,
+    User,
+)
 
 T = TypeVar("T")
 
@@ -52,6 +59,15 @@ class NewEnvelope:
     @property
     def kind(self) -> str:
         return "message" if self.commit is None else "commit"
+
+
+@dataclass(frozen=True)
+class Member:
+    """An invited member of a thread, as admission judges them."""
+
+    user_id: uuid.UUID
+    org_id: uuid.UUID
+    roles: frozenset[str]
 
 
 class ThreadRepository:
@@ -91,27 +107,55 @@ class ThreadRepository:
             )
             return {r.id: r.next_seq - 1 for r in rows}
 
-    async def members(self, thread_id: uuid.UUID) -> frozenset[uuid.UUID]:
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(ThreadMember.user_id).where(ThreadMember.thread_id == thread_id)
-            )
-            return frozenset(r.user_id for r in rows)
+    async def members(self, thread_id: uuid.UUID) -> dict[uuid.UUID, Member]:
+        return (await self.members_of([thread_id]))[thread_id]
 
     async def members_of(
         self, thread_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, frozenset[uuid.UUID]]:
-        """The members of several threads in one query (every id gets an entry)."""
-        found: dict[uuid.UUID, set[uuid.UUID]] = {t: set() for t in thread_ids}
+    ) -> dict[uuid.UUID, dict[uuid.UUID, Member]]:
+        """The invited members of several threads, with the organisation and roles admission is
+        judged by, in one query (every id gets an entry). Disabled users are left out."""
+        found: dict[uuid.UUID, dict[uuid.UUID, Member]] = {t: {} for t in thread_ids}
         async with self._engine.connect() as conn:
             rows = await conn.execute(
-                select(ThreadMember.thread_id, ThreadMember.user_id).where(
-                    ThreadMember.thread_id.in_(list(thread_ids))
-                )
+                select(ThreadMember.thread_id, User.id, User.org_id, User.roles)
+                .join(User, User.id == ThreadMember.user_id)
+                .where(ThreadMember.thread_id.in_(list(thread_ids)), User.disabled.is_(False))
             )
             for r in rows:
-                found[r.thread_id].add(r.user_id)
-        return {t: frozenset(m) for t, m in found.items()}
+                found[r.thread_id][r.id] = Member(r.id, r.org_id, frozenset(r.roles or ()))
+        return found
+
+    async def add_member(self, thread_id: uuid.UUID, user_id: uuid.UUID, at: int) -> bool:
+        """Invite a user; False if they already were."""
+        async with self._engine.begin() as conn:
+            known = await conn.execute(
+                select(ThreadMember.user_id).where(
+                    ThreadMember.thread_id == thread_id, ThreadMember.user_id == user_id
+                )
+            )
+            if known.first() is not None:
+                return False
+            await conn.execute(
+                insert(ThreadMember).values(thread_id=thread_id, user_id=user_id, added_at=at)
+            )
+            return True
+
+    async def fence_thread(self, thread_id: uuid.UUID) -> None:
+        """A member lost admission while holding a device of the head roster: no message until
+        a commit without it."""
+        async with self._engine.begin() as conn:
+            await conn.execute(update(Thread).where(Thread.id == thread_id).values(rekey_due=True))
+
+    async def roster_users(self, thread_id: uuid.UUID) -> frozenset[uuid.UUID]:
+        """The users whose devices hold the thread's current epoch."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(Device.user_id)
+                .join(ThreadRosterDevice, ThreadRosterDevice.device_id == Device.device_id)
+                .where(ThreadRosterDevice.thread_id == thread_id)
+            )
+            return frozenset(rows.scalars())
 
     async def envelopes_after(
         self, thread_id: uuid.UUID, after_seq: int, limit: int

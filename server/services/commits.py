@@ -16,13 +16,14 @@ import uuid
 
 import structlog
 
-from crypto.commit import Commit, Genesis, RosterEntry
+from crypto.commit import Commit, CommitCore, Genesis, RosterEntry
 from crypto.errors import KoppiError
 from crypto.logentries import CommitHead
 from server.errors import ApiError
 from server.principal import Principal
 from server.repositories.devices import DeviceRepository
 from server.repositories.threads import HeadAdvance, NewEnvelope, ThreadRepository
+from server.services.admission import AdmissionService, ThreadAccess
 from server.services.messaging import Accepted, MessagingService
 from server.services.translog import TransparencyLog
 
@@ -33,9 +34,14 @@ COMMIT_LABEL = '{"basis":"commit","orgs":[]}'  # commits carry no content to sto
 
 class CommitService:
     def __init__(
-        self, messaging: MessagingService, devices: DeviceRepository, threads: ThreadRepository
+        self,
+        messaging: MessagingService,
+        admission: AdmissionService,
+        devices: DeviceRepository,
+        threads: ThreadRepository,
     ) -> None:
-        self._messaging, self._devices, self._threads = messaging, devices, threads
+        self._messaging, self._admission = messaging, admission
+        self._devices, self._threads = devices, threads
 
     async def submit(
         self,
@@ -60,6 +66,7 @@ class CommitService:
             or committer.status != "approved"
         ):
             raise ApiError(403, "koppi.forbidden", "commit from one of your approved devices")
+        self._check_evidence(core, await self._admission.access(thread_id))
         await self._check_roster(core.roster, members)
         if core.epoch == 0:
             if genesis_bytes is None:
@@ -86,6 +93,27 @@ class CommitService:
         )
         return self._messaging.submit(principal, envelope)
 
+    @staticmethod
+    def _check_evidence(core: CommitCore, access: ThreadAccess) -> None:
+        """The consent a commit cites is the thread's current one, in force, and the commit's
+        coverage and may-store sets are that version's (members check the same, §5.4)."""
+        current = access.current
+        if access.book.cover(core.evidence, 0) is None:
+            raise ApiError(
+                403, "koppi.unknown_consent", "the commit cites no consent recorded for the thread"
+            )
+        assert current is not None
+        if core.evidence != current.core.core_hash or current.core.status != "active":
+            raise ApiError(
+                403, "koppi.consent_inactive", "the commit cites a superseded or revoked consent"
+            )
+        covered = current.core.covered
+        may_store = frozenset(o.org_id for o in current.core.organisations if o.may_store)
+        if core.coverage != covered or core.may_store != may_store:
+            raise ApiError(
+                403, "koppi.coverage_mismatch", "coverage differs from the cited consent's"
+            )
+
     async def _check_roster(
         self, roster: tuple[RosterEntry, ...], members: frozenset[uuid.UUID]
     ) -> None:
@@ -107,7 +135,7 @@ class CommitService:
     async def genesis(
         self, principal: Principal, thread_id: uuid.UUID
     ) -> tuple[int | None, bytes | None]:
-        await self._messaging.require_member(principal, thread_id)
+        await self._admission.require_invited(principal, thread_id)
         return await self.genesis_of(thread_id)
 
     async def genesis_of(self, thread_id: uuid.UUID) -> tuple[int | None, bytes | None]:

@@ -24,7 +24,7 @@ from server.principal import Principal
 from server.repositories.consents import ConsentRepository
 from server.repositories.devices import DeviceRepository
 from server.repositories.threads import ThreadRepository
-from server.services.messaging import MessagingService
+from server.services.admission import AdmissionService
 from server.services.organisations import NO_LOG
 from server.services.translog import TransparencyLog
 
@@ -35,18 +35,18 @@ class ConsentService:
         consents: ConsentRepository,
         devices: DeviceRepository,
         threads: ThreadRepository,
-        messaging: MessagingService,
+        admission: AdmissionService,
         translog: TransparencyLog | None,
         clock: Clock,
     ) -> None:
         self._consents, self._devices, self._threads = consents, devices, threads
-        self._messaging, self._log, self._clock = messaging, translog, clock
+        self._admission, self._log, self._clock = admission, translog, clock
         self._lock = asyncio.Lock()  # one version at a time: the chain check and the append
 
     async def record(
         self, principal: Principal, thread_id: uuid.UUID, record_bytes: bytes
     ) -> tuple[ConsentRecord, int]:
-        await self._messaging.require_member(principal, thread_id)
+        await self._admission.require_invited(principal, thread_id)
         if self._log is None:
             raise NO_LOG
         try:
@@ -73,6 +73,8 @@ class ConsentService:
                 book.accept(record)
             except KoppiError as e:
                 raise ApiError(409, e.code, e.message) from None
+            current = (await self._admission.access(thread_id)).current
+            _check_one_in_force(current, record, self._clock.now_ms() // 1000)
             index = await self._log.append("consent", record.log_entry(), record_bytes)
             await self._consents.add(
                 ConsentVersion(
@@ -85,6 +87,7 @@ class ConsentService:
                     created_at=self._clock.now_ms(),
                 )
             )
+        await self._admission.changed(thread_id, principal.user_id)
         return record, index
 
     async def _recorder(self, principal: Principal, device_id: bytes) -> VerifiedDevice:
@@ -98,5 +101,25 @@ class ConsentService:
         return DeviceCert.decode(entry).as_verified(device.cert_log_index)
 
     async def of_thread(self, principal: Principal, thread_id: uuid.UUID) -> list[ConsentVersion]:
-        await self._messaging.require_member(principal, thread_id)
+        await self._admission.require_invited(principal, thread_id)
         return await self._consents.of_thread(thread_id)
+
+
+def _check_one_in_force(current: ConsentRecord | None, record: ConsentRecord, now_s: int) -> None:
+    """One consent per client and purpose: a thread's consent changes by new versions; a new
+    consent may start only when the current one is revoked or has ended."""
+    if current is None:
+        return
+    if record.core.consent_id == current.core.consent_id:
+        return
+    if record.core.version > 1:
+        raise ApiError(
+            409, "koppi.consent_not_current", "only the thread's current consent takes versions"
+        )
+    ended = current.core.status == "revoked" or now_s >= current.core.valid_until
+    if not ended:
+        raise ApiError(
+            409,
+            "koppi.consent_exists",
+            "the thread's consent is in force: record a new version of it instead",
+        )

@@ -35,10 +35,10 @@ from server.repositories.threads import (
     NewEnvelope,
     ThreadRepository,
 )
+from server.services.admission import NOT_MEMBER, AdmissionService
 
 log = structlog.get_logger(__name__)
 
-NOT_MEMBER = ApiError(403, "koppi.not_member", "you are not a member of that thread")
 FOREIGN_SENDER = ApiError(403, "koppi.forbidden", "an envelope is sent as its own user only")
 COMMIT_REFUSED = {
     "koppi.stale_commit": ApiError(
@@ -55,7 +55,8 @@ COMMIT_REFUSED = {
 REKEY_DUE = ApiError(
     409,
     "koppi.removal_due",
-    "a device of this thread was revoked: commit a new epoch without it before sending",
+    "a device of this thread's epoch was revoked or its member cut off: commit a new epoch "
+    "without it before sending",
 )
 DUPLICATE_ID = ApiError(
     409, "koppi.duplicate_message_id", "that message id is taken in this thread"
@@ -83,15 +84,15 @@ class MessagingService:
         bus: FanoutBus,
         clock: Clock,
         metrics: Metrics,
+        admission: AdmissionService,
         *,
         batch_max: int = 512,
     ) -> None:
         self._threads, self._bus, self._clock, self._metrics = threads, bus, clock, metrics
+        self._admission = admission
         self._batch_max = batch_max
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None: stop
         self._writer: asyncio.Task[None] | None = None
-        self._members: dict[uuid.UUID, asyncio.Future[frozenset[uuid.UUID]]] = {}
-        self._prefetching: set[asyncio.Task[None]] = set()
         # Called for each newly sequenced commit, after its transaction and before its ack: the
         # transparency log records the thread's new head (docs/protocol.md §4 "Commit head").
         self.on_commit: Callable[[uuid.UUID, HeadAdvance], Awaitable[None]] | None = None
@@ -105,6 +106,15 @@ class MessagingService:
 
     async def load_fences(self) -> None:
         self._fenced = await self._threads.fenced_threads()
+
+    async def fence_members(self, thread_id: uuid.UUID, users: Iterable[uuid.UUID]) -> bool:
+        """Members lost admission: if a device of theirs holds the current epoch, the thread
+        takes no message until a commit without them. Returns whether it was fenced."""
+        if not await self._threads.roster_users(thread_id) & set(users):
+            return False
+        await self._threads.fence_thread(thread_id)
+        self._fenced.add(thread_id)
+        return True
 
     async def fence_device(self, device_id: bytes) -> list[uuid.UUID]:
         """A device was revoked: the threads whose current epoch it holds take no message until
@@ -142,51 +152,16 @@ class MessagingService:
     async def require_member(
         self, principal: Principal, thread_id: uuid.UUID
     ) -> frozenset[uuid.UUID]:
-        """Deny by default: the caller must be a member of the thread right now. Returns the
-        thread's members (users)."""
-        loading = self._members.get(thread_id)
-        if loading is None:  # one query per thread however many sends arrive at once
-            loading = asyncio.ensure_future(self._threads.members(thread_id))
-            self._members[thread_id] = loading
-        try:
-            members = await asyncio.shield(loading)
-        except Exception:
-            self._members.pop(thread_id, None)
-            raise
-        if principal.user_id not in members:
-            raise NOT_MEMBER
-        return members
+        """Deny by default: the caller must be an admitted member of the thread right now
+        (`AdmissionService`). Returns the thread's admitted members (users)."""
+        return await self._admission.require_admitted(principal, thread_id)
 
     def prefetch_members(self, thread_ids: Iterable[uuid.UUID]) -> None:
-        """Load the rosters of threads a connection subscribed to in one query, so that the
-        first send to each does not wait for its own (a cold server answers fast from the start).
-        """
-        missing = [t for t in thread_ids if t not in self._members]
-        if not missing:
-            return
-        loop = asyncio.get_running_loop()
-        futures = {t: loop.create_future() for t in missing}
-        self._members.update(futures)
-
-        async def load() -> None:
-            try:
-                found = await self._threads.members_of(missing)
-            except Exception as e:
-                for t, f in futures.items():
-                    self._members.pop(t, None)
-                    f.set_exception(e)
-                    f.exception()  # retrieved: a later send retries with its own query
-                return
-            for t, f in futures.items():
-                f.set_result(found[t])
-
-        task = loop.create_task(load())
-        self._prefetching.add(task)
-        task.add_done_callback(self._prefetching.discard)
+        self._admission.prefetch(thread_ids)
 
     def forget_membership(self, thread_id: uuid.UUID) -> None:
         """Drop the cached roster of a thread after its membership changed."""
-        self._members.pop(thread_id, None)
+        self._admission.forget(thread_id)
 
     # --- sending --------------------------------------------------------------------------------
 
@@ -194,12 +169,16 @@ class MessagingService:
         """`send` without a task per envelope: with the thread's roster cached (the usual
         case), the checks run now and the envelope joins the next group commit; the future
         resolves after that commit."""
-        roster = self._members.get(envelope.thread_id)
-        if roster is None or not roster.done() or roster.cancelled() or roster.exception():
+        access = self._admission.cached(envelope.thread_id)
+        if access is None:
             return asyncio.ensure_future(self.send(principal, envelope))
         done: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
-        if principal.user_id not in roster.result():
+        member = access.members.get(principal.user_id)
+        now_s = self._clock.now_ms() // 1000
+        if member is None:
             done.set_exception(NOT_MEMBER)
+        elif principal.user_id not in access.admitted(now_s):
+            done.set_exception(access.decide(member, now_s).error())
         elif envelope.sender_user != principal.user_id:
             done.set_exception(FOREIGN_SENDER)
         elif envelope.commit is None and envelope.thread_id in self._fenced:

@@ -5,8 +5,15 @@ import weakref
 
 from aiohttp import web
 
-from server.appkeys import ORGS, USERS
-from server.ws.handler import CONNECTIONS, device_revoked, user_disabled, websocket
+from server.appkeys import ADMISSION, ORGS, THREADS, USERS
+from server.ws.handler import (
+    CONNECTIONS,
+    admission_ended,
+    admitted,
+    device_revoked,
+    user_disabled,
+    websocket,
+)
 
 
 def setup(app: web.Application) -> None:
@@ -16,5 +23,8 @@ def setup(app: web.Application) -> None:
     async def hook(app: web.Application) -> None:
         app[ORGS].on_revoked = functools.partial(device_revoked, app)
         app[USERS].on_disabled = functools.partial(user_disabled, app)
+        app[ADMISSION].on_removed = functools.partial(admission_ended, app)
+        app[ADMISSION].on_admitted = functools.partial(admitted, app)
+        app[THREADS].on_joined = functools.partial(admitted, app)
 
     app.on_startup.append(hook)

@@ -72,6 +72,8 @@ ClientFrame = Hello | Send | CommitFrame | Ping
 class Ready(msgspec.Struct, tag="ready", tag_field="type"):
     v: int
     threads: dict[uuid.UUID, int]  # thread -> head seq at subscription time
+    # The caller's threads it is not admitted to now, with the refusal code of the rule.
+    refused: dict[uuid.UUID, str] = {}
 
 
 class Ack(msgspec.Struct, tag="ack", tag_field="type"):
@@ -104,6 +106,27 @@ class DeviceRevoked(msgspec.Struct, tag="device_revoked", tag_field="type"):
 
     device: str
     log_index: int
+
+
+class Removed(msgspec.Struct, tag="removed", tag_field="type"):
+    """This connection was cut off a thread: its consent no longer admits the member."""
+
+    thread: uuid.UUID
+    reason: str  # the refusal code (docs/protocol.md §6 admission rule)
+    consent: str | None  # base64url consent id, if the thread has one
+
+
+class Joined(msgspec.Struct, tag="joined", tag_field="type"):
+    """This connection now receives a thread (its user joined it, or is admitted again)."""
+
+    thread: uuid.UUID
+
+
+class ConsentChanged(msgspec.Struct, tag="consent_changed", tag_field="type"):
+    """A consent change cut `removed` members off: commit a new epoch without them."""
+
+    thread: uuid.UUID
+    removed: int
 
 
 class Pong(msgspec.Struct, tag="pong", tag_field="type"):

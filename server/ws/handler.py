@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 
 from crypto.clock import Clock
 from server.appkeys import (
+    ADMISSION,
     AUTHENTICATOR,
     BUS,
     CLOCK,
@@ -41,6 +42,7 @@ from server.errors import ApiError
 from server.metrics import Metrics
 from server.principal import Principal
 from server.repositories.threads import NewEnvelope
+from server.services.admission import AdmissionService, Decision
 from server.services.commits import CommitService
 from server.services.messaging import Accepted, MessagingService
 from server.services.organisations import OrganisationService
@@ -92,7 +94,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     conn = Connection(
         ws, transport, principal, app[MESSAGING], app[BUS], app[CLOCK], cfg, app[METRICS]
     )
-    conn.orgs, conn.commits = app[ORGS], app[COMMITS]
+    conn.orgs, conn.commits, conn.admission = app[ORGS], app[COMMITS], app[ADMISSION]
     app[CONNECTIONS].add(conn)
     app[SOCKETS].add(ws)
     app[METRICS].connections.inc()
@@ -129,6 +131,7 @@ class Connection:
         # Any event loop's stream transport (asyncio's, uvloop's) has write and buffer size.
         self.transport = typing.cast(asyncio.WriteTransport, transport)
         self.outbox: list[bytes] = []  # complete websocket frames, written once per loop turn
+        self.outbox_threads: list[uuid.UUID | None] = []  # each frame's thread (None: no thread)
         self.outbox_bytes = OUTBOX_BYTES
         self.delivered = 0
         self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
@@ -136,6 +139,7 @@ class Connection:
         self.device_id: bytes | None = None  # the device this connection speaks for, if named
         self.orgs: OrganisationService | None = None
         self.commits: CommitService | None = None
+        self.admission: AdmissionService | None = None
         self.last: dict[uuid.UUID, int] = {}  # highest seq sent, per thread
         self.held: list[Delivery] | None = None  # None: live; a list: reading the backlog
         self.overflowed = False
@@ -162,7 +166,7 @@ class Connection:
             await asyncio.gather(*self.tasks, return_exceptions=True)
             if self.subscription is not None:
                 self.bus.unsubscribe(self.subscription)
-            self.outbox.clear()
+            self._drop_outbox()
 
     async def _on_text(self, data: str) -> None:
         if len(data) > self.cfg.max_frame_bytes:
@@ -196,16 +200,20 @@ class Connection:
             if device.user_id != self.principal.user_id or device.status != "approved":
                 raise ApiError(403, "koppi.device_not_approved", "this device is not approved")
             self.device_id = device_id
-        heads = await self.messaging.threads_of(self.principal)
-        strangers = [t for t in hello.resume if t not in heads]
+        invited = await self.messaging.threads_of(self.principal)
+        strangers = [t for t in hello.resume if t not in invited]
         if strangers:
             raise ApiError(403, "koppi.not_member", f"not a member of thread {strangers[0]}")
+        assert self.admission is not None  # set by websocket() before the first frame
+        decisions = await self.admission.at_reconnect(self.principal, list(invited))
+        heads = {t: seq for t, seq in invited.items() if decisions[t].allowed}
+        refused = {t: d.reason for t, d in decisions.items() if not d.allowed}
         self.last = {t: hello.resume.get(t, 0) for t in heads}
         self.held = []  # hold live deliveries until the backlog has been read
         self.subscription = Subscription(frozenset(heads), self._on_delivery)
         self.bus.subscribe(self.subscription)  # before reading the backlog: nothing slips by
         self.messaging.prefetch_members(heads)
-        self._put(frames.Ready(v=frames.PROTOCOL_VERSION, threads=heads))
+        self._put(frames.Ready(v=frames.PROTOCOL_VERSION, threads=heads, refused=refused))
         self._spawn(self._catch_up(set(heads)))
 
     async def _send(self, send: frames.Send) -> None:
@@ -288,7 +296,7 @@ class Connection:
         """Read the backlog of `threads`, then merge what the bus delivered meanwhile; the
         connection is live again when nothing is left to read."""
         while threads:
-            for thread in sorted(threads):
+            for thread in sorted(threads & self.last.keys()):
                 await self._read_backlog(thread)
             held, self.held = self.held or [], []
             threads = set()
@@ -297,7 +305,9 @@ class Connection:
                 threads = set(self.last)
                 continue
             for d in sorted(held, key=lambda d: (d.thread_id.bytes, d.seq)):
-                last = self.last[d.thread_id]
+                last = self.last.get(d.thread_id)
+                if last is None:  # the connection left that thread meanwhile
+                    continue
                 if d.seq == last + 1:
                     self._deliver(d)
                     self.last[d.thread_id] = d.seq
@@ -309,6 +319,8 @@ class Connection:
     async def _read_backlog(self, thread: uuid.UUID) -> None:
         while True:
             page = await self.messaging.backlog(thread, self.last[thread], BACKLOG_PAGE)
+            if thread not in self.last:  # cut off from the thread during the read
+                return
             for d in page:
                 self._deliver(d)
                 self.last[thread] = d.seq
@@ -316,16 +328,17 @@ class Connection:
                 return
 
     def _deliver(self, d: Delivery) -> None:
-        self._enqueue(_deliver_frames.get(d))
+        self._enqueue(_deliver_frames.get(d), d.thread_id)
         self.delivered += 1  # counted into the metric once per write, not once per frame
 
-    def _enqueue(self, frame: bytes) -> None:
+    def _enqueue(self, frame: bytes, thread: uuid.UUID | None = None) -> None:
         """Queue one complete websocket frame; the first of a burst schedules the write."""
         if self.closing is not None or self.ws.closed:
             return
         if not self.outbox:
             asyncio.get_running_loop().call_soon(self._flush)
         self.outbox.append(frame)
+        self.outbox_threads.append(thread)
 
     def _flush(self) -> None:
         """Write every queued frame in one call. A reader that leaves OUTBOX_BYTES unread is
@@ -334,10 +347,10 @@ class Connection:
         if not self.outbox:
             return
         if self.closing is not None or self.ws.closed or self.transport.is_closing():
-            self.outbox.clear()
+            self._drop_outbox()
             return
         data = b"".join(self.outbox)
-        self.outbox.clear()
+        self._drop_outbox()
         self.transport.write(data)
         if self.delivered:
             self.metrics.messages_delivered.inc(self.delivered)
@@ -345,6 +358,45 @@ class Connection:
         if self.transport.get_write_buffer_size() > self.outbox_bytes:
             self.log.info("ws.slow_consumer")
             self.closing = asyncio.create_task(self._close_slow())
+
+    def _drop_outbox(self) -> None:
+        self.outbox.clear()
+        self.outbox_threads.clear()
+
+    def leave(self, thread_id: uuid.UUID, notice: frames.Removed) -> None:
+        """Cut this connection off one thread at once: no further delivery, and what is queued
+        for it but not yet written is dropped; then say why."""
+        sub = self.subscription
+        if sub is None or thread_id not in sub.threads:
+            return
+        self.bus.unsubscribe(sub)
+        sub.threads = sub.threads - {thread_id}
+        self.bus.subscribe(sub)
+        self.last.pop(thread_id, None)
+        if self.held:
+            self.held = [d for d in self.held if d.thread_id != thread_id]
+        kept = [(f, t) for f, t in zip(self.outbox, self.outbox_threads, strict=True)
+                if t != thread_id]  # fmt: skip
+        self.outbox = [f for f, _ in kept]
+        self.outbox_threads = [t for _, t in kept]
+        self._put(notice)
+
+    def join(self, thread_id: uuid.UUID) -> None:
+        """Start serving a thread this connection's user was just admitted to: its backlog,
+        then live deliveries, as after hello."""
+        sub = self.subscription
+        if sub is None or thread_id in sub.threads:
+            return
+        self.bus.unsubscribe(sub)
+        sub.threads = sub.threads | {thread_id}
+        self.bus.subscribe(sub)  # before reading the backlog: nothing slips by
+        self.last[thread_id] = 0
+        self._put(frames.Joined(thread=thread_id))
+        if self.held is None:
+            self.held = []
+            self._spawn(self._catch_up({thread_id}))
+        else:  # a backlog read is under way: it reads every thread again before going live
+            self.overflowed = True
 
     def notify(self, frame: msgspec.Struct) -> None:
         """Queue a server notice (not an envelope) behind whatever is already queued."""
@@ -356,7 +408,7 @@ class Connection:
     def close_now(self, code: int, reason: str) -> None:
         """Drop what is queued and close with `code`; the reader loop then ends."""
         if self.closing is None and not self.ws.closed:
-            self.outbox.clear()
+            self._drop_outbox()
             self.closing = asyncio.create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
@@ -364,7 +416,7 @@ class Connection:
             await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), 2)
 
     async def _close_slow(self) -> None:
-        self.outbox.clear()
+        self._drop_outbox()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
                 self.ws.close(code=SLOW_CONSUMER, message=b"koppi.slow_consumer"), 2
@@ -465,3 +517,32 @@ async def user_disabled(app: web.Application, user_id: uuid.UUID) -> None:
     for conn in list(live):
         if conn.principal.user_id == user_id:
             conn.close_now(USER_DISABLED, "koppi.user_disabled")
+
+
+async def admission_ended(
+    app: web.Application, thread_id: uuid.UUID, removed: list[Decision]
+) -> None:
+    """A consent change cut members off (docs/protocol.md §11 `removed`): their connections leave
+    the thread at once and are told why; if they hold the current epoch, the thread takes no
+    message until a commit without them; the members who stay are told to commit it."""
+    users = {d.user_id: d for d in removed}
+    await app[MESSAGING].fence_members(thread_id, users)
+    live: weakref.WeakSet[Connection] = app[CONNECTIONS]
+    for conn in list(live):
+        decision = users.get(conn.principal.user_id)
+        if decision is not None:
+            consent = None if decision.consent_id is None else b64u_encode(decision.consent_id)
+            conn.leave(
+                thread_id, frames.Removed(thread=thread_id, reason=decision.reason, consent=consent)
+            )
+        elif conn.subscription is not None and thread_id in conn.subscription.threads:
+            conn.notify(frames.ConsentChanged(thread=thread_id, removed=len(users)))
+
+
+async def admitted(app: web.Application, thread_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """A user joined a thread, or a consent admits them again: their open connections start
+    receiving it at once."""
+    live: weakref.WeakSet[Connection] = app[CONNECTIONS]
+    for conn in list(live):
+        if conn.principal.user_id == user_id:
+            conn.join(thread_id)

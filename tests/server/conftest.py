@@ -1,6 +1,9 @@
 """A running Koppi app on an empty, migrated database, with a small cast:
 
 alice (organisation A) and bob (organisation B) are members of one thread; mallory (A) is not.
+The thread has the client's consent (version 1, covering A and B, every role, valid for a year),
+written to the database as the registry would hold it (tests of recording consents go through the
+API, `test_consents.py`); `Cast.consent` is that record.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from bench.seeding import seed_consent
 from crypto.clock import FakeClock, SeededRng
+from crypto.consent import ConsentRecord
 from crypto.primitives import SigningKey, sha256
 from server.app import create_app
 from server.appkeys import AUTH, ENGINE
@@ -41,6 +46,12 @@ class Cast:
     org_a: uuid.UUID
     org_b: uuid.UUID
     users: dict[str, uuid.UUID]
+    seeded: ConsentRecord | None  # the thread's consent, unless the test records its own
+
+    @property
+    def consent(self) -> ConsentRecord:
+        assert self.seeded is not None, "this test's thread has no seeded consent"
+        return self.seeded
 
     async def login(self, username: str) -> dict[str, Any]:
         """Log in on this client's cookie jar; returns the login body (with csrf_token)."""
@@ -65,8 +76,8 @@ def b64u(raw: bytes) -> str:
 
 
 async def seed(
-    app: web.Application, clock: FakeClock
-) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, dict[str, uuid.UUID]]:
+    app: web.Application, clock: FakeClock, with_consent: bool = True
+) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, dict[str, uuid.UUID], ConsentRecord | None]:
     engine = app[ENGINE]
     accounts, auth = AccountRepository(engine), app[AUTH]
     now = clock.now_ms()
@@ -95,7 +106,12 @@ async def seed(
         created_at=now,
     )
     await ThreadRepository(engine).add_thread(thread, [users["alice"], users["bob"]])
-    return thread.id, orgs[0], orgs[1], users
+    consent = None
+    if with_consent:
+        consent = await seed_consent(
+            engine, thread.id, CLIENT_REF, orgs, clock.now(), consent_id=bytes(range(16))
+        )
+    return thread.id, orgs[0], orgs[1], users, consent
 
 
 async def migrated(url: str) -> None:
@@ -120,11 +136,18 @@ def log_key() -> SigningKey | None:
 
 
 @pytest.fixture
+def with_consent() -> bool:
+    """Whether the seeded thread has the client's consent (tests of recording one say no)."""
+    return True
+
+
+@pytest.fixture
 async def cast(
     database_url: str,
     aiohttp_client: Any,
     config_overrides: dict[str, Any],
     log_key: SigningKey | None,
+    with_consent: bool,
 ) -> AsyncIterator[Cast]:
     await migrated(database_url)
     clock = FakeClock()
@@ -133,5 +156,5 @@ async def cast(
         cfg, clock=clock, rng=SeededRng(os.urandom(8)), hash_cost=TEST_HASH_COST, log_key=log_key
     )
     client = await aiohttp_client(app)
-    thread, org_a, org_b, users = await seed(app, clock)
-    yield Cast(app, client, clock, thread, org_a, org_b, users)
+    thread, org_a, org_b, users, consent = await seed(app, clock, with_consent)
+    yield Cast(app, client, clock, thread, org_a, org_b, users, consent)

@@ -15,10 +15,13 @@ from typing import Any
 import pytest
 from aiohttp import ClientWebSocketResponse
 
+from bench.seeding import RECORDER as SEED_RECORDER
 from crypto.commit import Commit, CommitCore, Genesis, RosterEntry
+from crypto.consent import next_version, sign_consent
 from crypto.logentries import CommitHead
-from server.appkeys import AUTH, COMMITS, ENGINE, MESSAGING, TRANSLOG
-from server.db.tables import Device
+from server.appkeys import ADMISSION, AUTH, COMMITS, ENGINE, MESSAGING, TRANSLOG
+from server.db.tables import ConsentVersion, Device
+from server.repositories.consents import ConsentRepository
 from server.repositories.devices import DeviceRepository
 from tests.server.conftest import CLIENT_REF, Cast, b64u
 from tests.server.test_ws import connect, recv
@@ -78,9 +81,9 @@ def commit(
         prev_commit_hash=prev,
         roster=tuple(sorted(entries, key=lambda e: e.device_id)),
         changes=(),
-        coverage=frozenset(),
-        may_store=frozenset(),
-        evidence=bytes(32),
+        coverage=frozenset({cast.org_a.bytes, cast.org_b.bytes}),
+        may_store=frozenset({cast.org_a.bytes, cast.org_b.bytes}),
+        evidence=cast.consent.core.core_hash,
         committer=D[committer],
         tree_size=0,
         tree_head_hash=bytes(32),
@@ -323,3 +326,42 @@ async def test_a_device_revoked_while_its_commit_waited_is_refused_in_the_transa
         await cast.app[MESSAGING].send(principal, envelope)
     assert refusal.value.code == "koppi.roster_refused"
     assert (await cast.app[COMMITS].genesis_of(cast.thread)) == (None, None)
+
+
+async def test_a_commit_cites_the_threads_current_consent_in_force(cast: Cast) -> None:
+    """The server checks the evidence as members do (§5.4): a consent recorded for the thread,
+    its current version, with that version's coverage and may-store sets."""
+    alice = await connect(cast, "alice")
+    g = genesis(cast)
+    both = frozenset({cast.org_a.bytes, cast.org_b.bytes})
+    cases = [
+        (dict(evidence=os.urandom(32)), "koppi.unknown_consent"),
+        (dict(coverage=frozenset({cast.org_a.bytes})), "koppi.coverage_mismatch"),
+        (dict(may_store=frozenset({cast.org_b.bytes})), "koppi.coverage_mismatch"),
+    ]
+    for over, code in cases:
+        await refused(alice, frame(cast, commit(cast, 0, g.hash, ["alice"], **over), g), code)
+    c0 = commit(cast, 0, g.hash, ["alice", "bob"], coverage=both)
+    await alice.send_json(frame(cast, c0, g))
+    await recv(alice, "ack")
+    # A second version supersedes the first: commits must cite it now.
+    v1 = cast.consent
+    v2 = sign_consent(next_version(v1, recorded_at=cast.clock.now(), recorder=v1.core.recorder,
+                                   valid_until=v1.core.valid_until + 1), SEED_RECORDER)  # fmt: skip
+    await ConsentRepository(cast.app[ENGINE]).add(
+        ConsentVersion(
+            record_hash=v2.record_hash,
+            consent_id=v2.core.consent_id,
+            version=2,
+            thread_id=cast.thread,
+            record=v2.encode(),
+            log_index=0,
+            created_at=cast.clock.now_ms(),
+        )
+    )
+    await cast.app[ADMISSION].changed(cast.thread, None)
+    await refused(alice, frame(cast, commit(cast, 1, c0.hash, ["alice", "bob"])),
+                  "koppi.consent_inactive")  # fmt: skip
+    c1 = commit(cast, 1, c0.hash, ["alice", "bob"], evidence=v2.core.core_hash)
+    await alice.send_json(frame(cast, c1))
+    assert (await recv(alice, "ack"))["seq"] == 2

@@ -33,6 +33,11 @@ RNG = SeededRng("consent-registry")
 PURPOSE = "rehabilitation-planning"
 
 
+@pytest.fixture
+def with_consent() -> bool:
+    return False  # these tests record the thread's consent themselves
+
+
 async def device(cast: Cast, user: str, roles: list[str]) -> SigningKey:
     """A device of `user` (Kela), certified with `roles` through the admin endpoint."""
     signing, kem = SigningKey.generate(RNG), KemKey.generate(RNG)
@@ -50,12 +55,14 @@ async def device(cast: Cast, user: str, roles: list[str]) -> SigningKey:
     return signing
 
 
-async def thread_with_genesis(cast: Cast, creator: SigningKey) -> None:
+async def thread_with_genesis(cast: Cast, creator: SigningKey, evidence: ConsentRecord) -> None:
     me = device_id_of(creator.public)
     genesis = Genesis(cast.thread.bytes, CLIENT_REF, PURPOSE, "by-consent", me, 0)
     entry = RosterEntry(me, cast.users["alice"].bytes, cast.org_a.bytes, bytes(32), b"")
-    core = CommitCore(cast.thread.bytes, 0, genesis.hash, (entry,), (), frozenset(), frozenset(),
-                      bytes(32), me, 0, bytes(32), 0)  # fmt: skip
+    covered = evidence.core.covered
+    may_store = frozenset(o.org_id for o in evidence.core.organisations if o.may_store)
+    core = CommitCore(cast.thread.bytes, 0, genesis.hash, (entry,), (), covered, may_store,
+                      evidence.core.core_hash, me, 0, bytes(32), 0)  # fmt: skip
     commit = Commit(core, (), (), b"", bytes(32), bytes(64))
     ws = await connect(cast, "alice")
     frame = {"type": "commit", "id": b64u(os.urandom(16)), "thread": str(cast.thread),
@@ -106,9 +113,7 @@ async def post(cast: Cast, user: str, record: ConsentRecord | bytes, status: int
 @pytest.fixture
 async def recorder(cast: Cast) -> SigningKey:
     await admit(cast, cast.org_a, "Kela", "0246246-0", KELA_KEY)
-    key = await device(cast, "alice", ["professional", "consent-recorder"])
-    await thread_with_genesis(cast, key)
-    return key
+    return await device(cast, "alice", ["professional", "consent-recorder"])
 
 
 async def test_a_consent_is_recorded_superseded_and_revoked_with_its_history(
@@ -182,7 +187,9 @@ async def test_a_consent_comes_before_the_genesis_that_cites_it(cast: Cast) -> N
     checked against the client and purpose the server recorded for the thread."""
     await admit(cast, cast.org_a, "Kela", "0246246-0", KELA_KEY)
     key = await device(cast, "alice", ["professional", "consent-recorder"])
-    assert (await post(cast, "alice", first_version(cast, key), 201))["version"] == 1
+    consent = first_version(cast, key)
+    assert (await post(cast, "alice", consent, 201))["version"] == 1
+    await thread_with_genesis(cast, key, consent)
     token = await cast.token("mallory")
     r = await cast.client.get(
         f"/api/threads/{uuid.uuid4()}/consents", headers={"Authorization": f"Bearer {token}"}
@@ -199,3 +206,21 @@ async def test_without_a_log_no_consent_is_recorded(cast: Cast) -> None:
         headers={"Authorization": f"Bearer {token}"},
     )
     assert r.status == 503 and (await r.json())["error"]["code"] == "koppi.log_unavailable"
+
+
+async def test_one_consent_in_force_per_thread(cast: Cast, recorder: SigningKey) -> None:
+    """A thread's consent changes by versions; a second consent starts only after the first
+    ended, and an older consent takes no new version."""
+    first = first_version(cast, recorder)
+    await post(cast, "alice", first, 201)
+    second = first_version(cast, recorder)
+    assert (await post(cast, "alice", second, 409))["error"]["code"] == "koppi.consent_exists"
+    revocation = next_version(
+        first, recorded_at=2, recorder=first.core.recorder, status="revoked",
+        revocation_channel="phone",
+    )  # fmt: skip
+    revoked = sign_consent(revocation, recorder)
+    await post(cast, "alice", revoked, 201)
+    await post(cast, "alice", second, 201)  # the first was withdrawn: a new consent may start
+    third = first_version(cast, recorder)
+    assert (await post(cast, "alice", third, 409))["error"]["code"] == "koppi.consent_exists"

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bench.seeding import seed_consent
 from crypto.clock import OsRng, SystemClock
 from server.db.engine import make_engine
 from server.db.migrate import upgrade
@@ -23,7 +24,7 @@ from server.db.tables import Organisation, Thread
 from server.repositories.accounts import AccountRepository
 from server.repositories.threads import ThreadRepository
 from server.services.auth import TEST_HASH_COST, AuthService
-from tests.server.conftest import PASSWORD, b64u
+from tests.server.conftest import CLIENT_REF, PASSWORD, b64u
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -51,8 +52,15 @@ async def seed(url: str) -> uuid.UUID:
         users = [
             (await auth.create_user(org.id, n, PASSWORD, frozenset())).id for n in ("alice", "bob")
         ]
-        thread = Thread(id=uuid.uuid4(), client_ref="c-1", purpose="p", next_seq=1, created_at=0)
+        thread = Thread(
+            id=uuid.uuid4(),
+            client_ref=CLIENT_REF.hex(),
+            purpose="rehabilitation-planning",
+            next_seq=1,
+            created_at=0,
+        )
         await ThreadRepository(engine).add_thread(thread, users)
+        await seed_consent(engine, thread.id, CLIENT_REF, [org.id], SystemClock().now())
         return thread.id
     finally:
         await engine.dispose()
@@ -135,8 +143,9 @@ async def test_acknowledged_messages_survive_kill_9(tmp_path: Path) -> None:
                                 acked[frame["id"]] = frame["seq"]
 
             tasks = [asyncio.create_task(sender(tokens[i % 2], bytes([i]) * 32)) for i in range(4)]
-            while len(acked) < 400:
-                await asyncio.sleep(0.02)
+            async with asyncio.timeout(60):  # a refused send never acks: fail, don't hang
+                while len(acked) < 400:
+                    await asyncio.sleep(0.02)
             os.kill(proc.pid, signal.SIGKILL)  # mid-load: sends are in flight right now
             proc.wait(10)
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)

@@ -1,0 +1,74 @@
+"""Case-conference threads: one per client and purpose, started by a professional, joined by
+invitation, and only while the client's consent admits the invitee (`AdmissionService`)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.exc import IntegrityError
+
+from crypto.clock import Clock
+from crypto.consent import PURPOSES
+from server.db.tables import Thread
+from server.errors import ApiError
+from server.principal import Principal
+from server.repositories.accounts import AccountRepository
+from server.repositories.threads import Member, ThreadRepository
+from server.services.admission import AdmissionService
+
+CLIENT_REF = re.compile(r"^[0-9a-f]{64}$")  # 32 pseudonymous bytes, never an identity code
+
+
+class ThreadService:
+    def __init__(
+        self,
+        threads: ThreadRepository,
+        accounts: AccountRepository,
+        admission: AdmissionService,
+        clock: Clock,
+    ) -> None:
+        self._threads, self._accounts = threads, accounts
+        self._admission, self._clock = admission, clock
+        # Called after a user joined a thread (websocket handler: subscribe their connections).
+        self.on_joined: Callable[[uuid.UUID, uuid.UUID], Awaitable[None]] | None = None
+
+    async def start(self, principal: Principal, client_ref: str, purpose: str) -> uuid.UUID:
+        """A professional starts the thread of a client and purpose and is its first member;
+        nobody takes part until the client's consent is recorded."""
+        if not CLIENT_REF.fullmatch(client_ref):
+            raise ApiError(400, "koppi.bad_client_ref", "client_ref: 64 lowercase hex characters")
+        if purpose not in PURPOSES:
+            raise ApiError(400, "koppi.bad_purpose", "purpose outside the code list")
+        thread = Thread(
+            id=uuid.uuid4(),
+            client_ref=client_ref,
+            purpose=purpose,
+            next_seq=1,
+            created_at=self._clock.now_ms(),
+        )
+        try:
+            await self._threads.add_thread(thread, [principal.user_id])
+        except IntegrityError:
+            raise ApiError(
+                409, "koppi.thread_exists", "this client already has a thread for that purpose"
+            ) from None
+        return thread.id
+
+    async def invite(self, principal: Principal, thread_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """An admitted member invites a professional, who joins only if the thread's current
+        consent admits them now (decided and audited). Returns False if already a member."""
+        await self._admission.require_admitted(principal, thread_id)
+        user = await self._accounts.user_by_id(user_id)
+        if user is None or user.disabled:
+            raise ApiError(404, "koppi.unknown_user", "no such user")
+        member = Member(user.id, user.org_id, frozenset(user.roles or ()))
+        decision = await self._admission.at_join(principal, thread_id, member)
+        if not decision.allowed:
+            raise ApiError(403, decision.reason, "the client's consent does not admit them")
+        added = await self._threads.add_member(thread_id, user.id, self._clock.now_ms())
+        self._admission.forget(thread_id)
+        if added and self.on_joined is not None:
+            await self.on_joined(thread_id, user.id)
+        return added
