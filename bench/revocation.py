@@ -35,13 +35,13 @@ from typing import Any
 
 import aiohttp
 
-from bench.seeding import seed_consent
+from bench.seeding import bench_auth, consented_thread
 from bench.ws_load import free_port, wait_up
 from crypto.clock import OsRng, SystemClock
 from crypto.consent import ConsentRecord, next_version, sign_consent
 from crypto.identity import DeviceCert, OrgCert
 from crypto.keyfile import seal_keyfile
-from crypto.primitives import KemKey, SigningKey, sha256
+from crypto.primitives import KemKey, SigningKey
 from crypto.trust import device_id_of
 from server.db.engine import make_engine
 from server.db.migrate import upgrade
@@ -49,9 +49,7 @@ from server.db.tables import Device, Organisation, Thread, ThreadRosterDevice
 from server.principal import Principal
 from server.repositories.accounts import AccountRepository
 from server.repositories.devices import DeviceRepository
-from server.repositories.threads import ThreadRepository
 from server.repositories.translog import LogRepository
-from server.services.auth import TEST_HASH_COST, AuthService
 from server.services.translog import TransparencyLog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,16 +88,7 @@ async def seed(url: str, log_key_file: Path, n_threads: int) -> Cast:
     try:
         await upgrade(engine)
         accounts, devices = AccountRepository(engine), DeviceRepository(engine)
-        auth = AuthService(
-            accounts,
-            clock,
-            OsRng(),
-            session_lifetime_s=3600,
-            token_lifetime_s=3600,
-            attempts=100,
-            window_s=1,
-            cost=TEST_HASH_COST,
-        )
+        auth = bench_auth(engine)
         translog = TransparencyLog(LogRepository(engine), log_key, clock, head_interval_s=3600)
         await translog.start()
         root, kela_key = SigningKey.generate(OsRng()), SigningKey.generate(OsRng())
@@ -166,19 +155,12 @@ async def seed(url: str, log_key_file: Path, n_threads: int) -> Cast:
         await translog.stop()
 
         threads = []
-        repo = ThreadRepository(engine)
         for i in range(n_threads):
             people = {o: await professional(o, frozenset({"professional"})) for o in orgs}
-            ref = sha256(f"revocation-bench-{os.getpid()}-{i}".encode())
-            thread = Thread(
-                id=uuid.uuid4(),
-                client_ref=ref.hex(),
-                purpose="rehabilitation-planning",
-                next_seq=1,
-                created_at=0,
+            members = [recorder_id, *(u for u, _ in people.values())]
+            thread_id, consent = await consented_thread(
+                engine, f"revocation-bench-{os.getpid()}-{i}", members, list(orgs.values())
             )
-            await repo.add_thread(thread, [recorder_id, *(u for u, _ in people.values())])
-            consent = await seed_consent(engine, thread.id, ref, list(orgs.values()), clock.now())
             te_device = os.urandom(32)
             await devices.add(
                 Device(
@@ -197,17 +179,17 @@ async def seed(url: str, log_key_file: Path, n_threads: int) -> Cast:
             async with engine.begin() as conn:  # epoch 0 holds the employment office's device
                 await conn.execute(
                     ThreadRosterDevice.__table__.insert().values(
-                        thread_id=thread.id, device_id=te_device
+                        thread_id=thread_id, device_id=te_device
                     )
                 )
                 await conn.execute(
                     Thread.__table__.update()
-                    .where(Thread.id == thread.id)
+                    .where(Thread.id == thread_id)
                     .values(epoch=0, head_hash=bytes(32))
                 )
             threads.append(
                 ThreadCast(
-                    str(thread.id),
+                    str(thread_id),
                     consent,
                     {o: t for o, (_, t) in people.items()},
                     orgs["te"].bytes,

@@ -9,11 +9,15 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crypto.clock import OsRng, SystemClock
 from crypto.consent import ConsentCore, ConsentRecord, CoveredOrganisation, sign_consent
 from crypto.primitives import SigningKey, sha256
 from crypto.trust import device_id_of
-from server.db.tables import ConsentVersion
+from server.db.tables import ConsentVersion, Thread
+from server.repositories.accounts import AccountRepository
 from server.repositories.consents import ConsentRepository
+from server.repositories.threads import ThreadRepository
+from server.services.auth import TEST_HASH_COST, AuthService
 
 RECORDER = SigningKey.from_seed(bytes(range(100, 132)))
 DAY = 86400
@@ -62,3 +66,35 @@ async def seed_consent(
         )
     )
     return record
+
+
+async def consented_thread(
+    engine: AsyncEngine, label: str, members: Sequence[uuid.UUID], org_ids: Sequence[uuid.UUID]
+) -> tuple[uuid.UUID, ConsentRecord]:
+    """A case-conference thread of a client named by `label` (hashed into the pseudonymous
+    reference), with `members` and a consent covering `org_ids`."""
+    ref = sha256(label.encode())
+    thread = Thread(
+        id=uuid.uuid4(),
+        client_ref=ref.hex(),
+        purpose="rehabilitation-planning",
+        next_seq=1,
+        created_at=0,
+    )
+    await ThreadRepository(engine).add_thread(thread, members)
+    consent = await seed_consent(engine, thread.id, ref, org_ids, SystemClock().now())
+    return thread.id, consent
+
+
+def bench_auth(engine: AsyncEngine) -> AuthService:
+    """Accounts with a cheap password hash and no login throttling: seeding many users is fast."""
+    return AuthService(
+        AccountRepository(engine),
+        SystemClock(),
+        OsRng(),
+        session_lifetime_s=3600,
+        token_lifetime_s=3600,
+        attempts=100,
+        window_s=1,
+        cost=TEST_HASH_COST,
+    )

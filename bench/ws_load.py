@@ -35,16 +35,12 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.seeding import seed_consent
-from crypto.clock import OsRng, SystemClock
-from crypto.primitives import sha256
+from bench.seeding import bench_auth, consented_thread
 from server.db.engine import make_engine
 from server.db.migrate import upgrade
-from server.db.tables import Organisation, Thread
+from server.db.tables import Organisation
 from server.principal import Principal
 from server.repositories.accounts import AccountRepository
-from server.repositories.threads import ThreadRepository
-from server.services.auth import TEST_HASH_COST, AuthService
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = base64.urlsafe_b64encode(os.urandom(256)).rstrip(b"=").decode()  # a padded 256 B message
@@ -68,16 +64,7 @@ async def seed(url: str, n_threads: int, n_members: int) -> Cast:
     try:
         await upgrade(engine)
         accounts = AccountRepository(engine)
-        auth = AuthService(
-            accounts,
-            SystemClock(),
-            OsRng(),
-            session_lifetime_s=3600,
-            token_lifetime_s=3600,
-            attempts=100,
-            window_s=1,
-            cost=TEST_HASH_COST,
-        )
+        auth = bench_auth(engine)
         org = Organisation(
             id=uuid.uuid4(),
             name="Bench",
@@ -96,17 +83,11 @@ async def seed(url: str, n_threads: int, n_members: int) -> Cast:
         threads, sender_tokens = [], []
         for i in range(n_threads):
             sender_id, token = await user(f"s{i}-{os.getpid()}")
-            ref = sha256(f"bench-{os.getpid()}-{i}".encode())
-            t = Thread(
-                id=uuid.uuid4(),
-                client_ref=ref.hex(),
-                purpose="rehabilitation-planning",
-                next_seq=1,
-                created_at=0,
+            members = [sender_id, *(r for r, _ in receivers)]
+            thread_id, _ = await consented_thread(
+                engine, f"bench-{os.getpid()}-{i}", members, [org.id]
             )
-            await ThreadRepository(engine).add_thread(t, [sender_id, *(r for r, _ in receivers)])
-            await seed_consent(engine, t.id, ref, [org.id], SystemClock().now())
-            threads.append(str(t.id))
+            threads.append(str(thread_id))
             sender_tokens.append(token)
         return Cast(threads, sender_tokens, [tok for _, tok in receivers])
     finally:

@@ -16,15 +16,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bench.seeding import seed_consent
-from crypto.clock import OsRng, SystemClock
+from bench.seeding import bench_auth, consented_thread
 from server.db.engine import make_engine
 from server.db.migrate import upgrade
-from server.db.tables import Organisation, Thread
+from server.db.tables import Organisation
 from server.repositories.accounts import AccountRepository
-from server.repositories.threads import ThreadRepository
-from server.services.auth import TEST_HASH_COST, AuthService
-from tests.server.conftest import CLIENT_REF, PASSWORD, b64u
+from tests.server.conftest import PASSWORD, b64u
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -35,16 +32,7 @@ async def seed(url: str) -> uuid.UUID:
     try:
         await upgrade(engine)
         accounts = AccountRepository(engine)
-        auth = AuthService(
-            accounts,
-            SystemClock(),
-            OsRng(),
-            session_lifetime_s=3600,
-            token_lifetime_s=3600,
-            attempts=100,
-            window_s=1,
-            cost=TEST_HASH_COST,
-        )
+        auth = bench_auth(engine)
         org = Organisation(
             id=uuid.uuid4(), name="Kela", business_id="0246246-0", status="active", created_at=0
         )
@@ -52,16 +40,8 @@ async def seed(url: str) -> uuid.UUID:
         users = [
             (await auth.create_user(org.id, n, PASSWORD, frozenset())).id for n in ("alice", "bob")
         ]
-        thread = Thread(
-            id=uuid.uuid4(),
-            client_ref=CLIENT_REF.hex(),
-            purpose="rehabilitation-planning",
-            next_seq=1,
-            created_at=0,
-        )
-        await ThreadRepository(engine).add_thread(thread, users)
-        await seed_consent(engine, thread.id, CLIENT_REF, [org.id], SystemClock().now())
-        return thread.id
+        thread_id, _ = await consented_thread(engine, "asiakas-1", users, [org.id])
+        return thread_id
     finally:
         await engine.dispose()
 
