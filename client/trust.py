@@ -154,6 +154,7 @@ def resolve_members(
     *,
     roster: Iterable[bytes] = (),
     approved: Iterable[bytes] = (),
+    approved_orgs: Iterable[bytes] = (),
     at_index: int | None = None,
 ) -> Resolution:
     """Check the devices the server lists for a thread against what the log proves.
@@ -166,11 +167,17 @@ def resolve_members(
     that user's roster devices linked it (a logged DeviceLink) or a person `approved` it after
     comparing its fingerprint; otherwise it waits in `needs_approval` (outline §2: a second
     device is how a stolen account would slip in).
+
+    A device of an organisation new to the thread (none of its devices in a non-empty `roster`)
+    waits too, until a member approves adding that organisation (`approved_orgs`): a consent that
+    covers it is not enough on its own (issue: consent, "Admission and cut-off").
     """
     trust = follower.trust
     index = follower.size if at_index is None else at_index
     in_roster, by_person = set(roster), set(approved)
-    roster_users = {d.user_id for d in map(trust.device, in_roster) if d is not None}
+    in_thread = [d for d in map(trust.device, in_roster) if d is not None]
+    roster_users, roster_orgs = {d.user_id for d in in_thread}, {d.org_id for d in in_thread}
+    orgs_approved = set(approved_orgs)
     members: list[Member] = []
     refused: dict[bytes, str] = {}
     needs_approval: dict[bytes, str] = {}
@@ -205,6 +212,16 @@ def resolve_members(
             needs_approval[device_id] = (
                 "a new device of a member, linked from none of their devices in this thread:"
                 " compare its fingerprint with its owner before approving it"
+            )
+        elif (
+            in_thread
+            and device_id not in in_roster
+            and device.org_id not in roster_orgs
+            and device.org_id not in orgs_approved
+        ):
+            needs_approval[device_id] = (
+                "an organisation new to this thread: a member approves adding it"
+                " (the client's consent covering it is not enough on its own)"
             )
         else:
             members.append(Member(device))

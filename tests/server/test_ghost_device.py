@@ -289,6 +289,23 @@ async def test_a_members_new_device_joins_only_when_linked_or_approved(
     assert resolve_members(listed, follower).needs_approval == {}
 
 
+async def test_an_organisation_new_to_the_thread_waits_for_a_members_approval(
+    cast: Cast, tmp_path: Path
+) -> None:
+    alice, bob = await deployment(cast)
+    await monitor_of(await Api.of(cast, "anna"), cast.org_a, tmp_path).check_once()
+    api, follower = await honest_client(cast, "alice")
+    listed = (await api.get(f"/api/threads/{cast.thread}/devices"))["devices"]
+    roster = [unb64u(alice)]  # the thread so far: Kela only
+    waiting = resolve_members(listed, follower, roster=roster)
+    assert [b64u(m.device.device_id) for m in waiting.members] == [alice]
+    assert "organisation new to this thread" in waiting.needs_approval[unb64u(bob)]
+    approved = resolve_members(listed, follower, roster=roster, approved_orgs=[cast.org_b.bytes])
+    assert {b64u(m.device.device_id) for m in approved.members} == {alice, bob}
+    # Opening a thread (no roster yet) is itself the creator's explicit choice.
+    assert resolve_members(listed, follower).needs_approval == {}
+
+
 async def test_a_certificate_our_admins_did_not_issue_is_alerted(
     cast: Cast, tmp_path: Path
 ) -> None:
