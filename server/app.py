@@ -125,7 +125,13 @@ def create_app(
         app[USERS] = UserService(AccountRepository(engine), auth, trail, clock)
         app[COMMITS] = CommitService(messaging, admission, trail, threads)
         app[CONSENTS] = ConsentService(
-            ConsentRepository(engine), trail, threads, admission, translog, clock
+            ConsentRepository(engine),
+            trail,
+            threads,
+            admission,
+            translog,
+            clock,
+            AccountRepository(engine),
         )
         app[THREADS] = ThreadService(threads, AccountRepository(engine), admission, clock)
         await messaging.load_fences()

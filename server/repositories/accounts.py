@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, insert, select, update
@@ -32,6 +32,15 @@ class AccountRepository:
                 )
             ).first()
         return Organisation(**row._mapping) if row else None
+
+    async def organisation_names(self, org_ids: Iterable[bytes]) -> dict[bytes, str]:
+        """Names of the organisations with these 16-byte ids (unknown ids are left out)."""
+        wanted = [uuid.UUID(bytes=i) for i in org_ids]
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(Organisation.id, Organisation.name).where(Organisation.id.in_(wanted))
+            )
+            return {r.id.bytes: r.name for r in rows}
 
     async def set_organisation_status(self, org_id: uuid.UUID, status: str) -> None:
         async with self._engine.begin() as conn:

@@ -141,6 +141,26 @@ class ThreadRepository:
             )
             return True
 
+    async def message_span(
+        self, thread_id: uuid.UUID, start_ms: int, end_ms: int
+    ) -> tuple[int, int | None, int | None]:
+        """(how many messages, the first and the last one's time) stored in the thread in
+        [start_ms, end_ms): what an organisation covered in that span received."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        func.count(), func.min(Envelope.created_at), func.max(Envelope.created_at)
+                    ).where(
+                        Envelope.thread_id == thread_id,
+                        Envelope.kind == "message",
+                        Envelope.created_at >= start_ms,
+                        Envelope.created_at < end_ms,
+                    )
+                )
+            ).one()
+        return int(row[0]), row[1], row[2]
+
     async def fence_thread(self, thread_id: uuid.UUID) -> None:
         """A member lost admission while holding a device of the head roster: no message until
         a commit without it."""

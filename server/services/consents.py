@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 
 from crypto.clock import Clock
 from crypto.consent import ConsentBook, ConsentRecord, verify_consent
 from crypto.errors import AuthFailed, KoppiError
 from crypto.identity import DeviceCert
 from crypto.trust import VerifiedDevice
+from server.consent_documents import Disclosure
 from server.db.tables import ConsentVersion
 from server.errors import ApiError
 from server.principal import Principal
+from server.repositories.accounts import AccountRepository
 from server.repositories.consents import ConsentRepository
 from server.repositories.devices import DeviceRepository
 from server.repositories.threads import ThreadRepository
@@ -38,8 +41,10 @@ class ConsentService:
         admission: AdmissionService,
         translog: TransparencyLog | None,
         clock: Clock,
+        accounts: AccountRepository,
     ) -> None:
         self._consents, self._devices, self._threads = consents, devices, threads
+        self._accounts = accounts
         self._admission, self._log, self._clock = admission, translog, clock
         self._lock = asyncio.Lock()  # one version at a time: the chain check and the append
 
@@ -103,6 +108,52 @@ class ConsentService:
     async def of_thread(self, principal: Principal, thread_id: uuid.UUID) -> list[ConsentVersion]:
         await self._admission.require_invited(principal, thread_id)
         return await self._consents.of_thread(thread_id)
+
+    async def documents(
+        self, principal: Principal, thread_id: uuid.UUID, consent_id: bytes
+    ) -> ConsentDocuments:
+        """What the receipt and the FHIR export are rendered from: the consent's versions, the
+        names of the organisations it names, and what each received while it covered them."""
+        await self._admission.require_invited(principal, thread_id)
+        rows = [v for v in await self._consents.of_thread(thread_id) if v.consent_id == consent_id]
+        if not rows:
+            raise ApiError(404, "koppi.unknown_consent", "no such consent in this thread")
+        versions = [ConsentRecord.decode(v.record) for v in rows]
+        named = {o.org_id for r in versions for o in r.core.organisations}
+        names = await self._accounts.organisation_names(named)
+        now_ms = self._clock.now_ms()
+        received: dict[bytes, tuple[int, int | None, int | None]] = {}
+        # Each version covered its organisations from when it was recorded until the next one,
+        # within its validity (a revocation covers nobody).
+        for row, record, nxt in zip(rows, versions, [*rows[1:], None], strict=True):
+            core = record.core
+            if core.status != "active":
+                continue
+            start = max(row.created_at, core.valid_from * 1000)
+            end = min(now_ms + 1 if nxt is None else nxt.created_at, core.valid_until * 1000)
+            if start >= end:
+                continue
+            count, first, last = await self._threads.message_span(thread_id, start, end)
+            for org in core.covered:
+                seen = received.get(org, (0, None, None))
+                received[org] = (
+                    seen[0] + count,
+                    first if seen[1] is None else seen[1],
+                    last if last is not None else seen[2],
+                )
+        disclosures = [
+            Disclosure(org, n, None if a is None else a // 1000, None if b is None else b // 1000)
+            for org, (n, a, b) in sorted(received.items())
+        ]
+        return ConsentDocuments(versions, names, disclosures, now_ms // 1000)
+
+
+@dataclass(frozen=True)
+class ConsentDocuments:
+    versions: list[ConsentRecord]
+    org_names: dict[bytes, str]
+    disclosures: list[Disclosure]
+    now: int
 
 
 def _check_one_in_force(current: ConsentRecord | None, record: ConsentRecord, now_s: int) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientWebSocketResponse
+from fhir.resources.consent import Consent
 from sqlalchemy import select
 
 from crypto.commit import Commit, CommitCore, Genesis, RosterEntry
@@ -341,3 +342,47 @@ async def test_starting_a_thread(cast: Cast) -> None:
     # Before the client's consent nobody takes part: alice sees the thread, refused.
     _, ready = await hello(cast, "alice")
     assert ready["refused"][str(thread)] == "koppi.no_consent"
+
+
+async def test_the_receipt_and_fhir_export_over_http(conference: Conference) -> None:
+    """Any member prints the client's receipt: what each organisation received while covered."""
+    cast = conference.cast
+    alice, _ = await hello(cast, "alice")
+    cast.clock.advance(10)
+    for body in (b"one", b"two"):
+        await alice.send_json(message(conference, "alice", body, 0))
+        await recv(alice, "ack")
+    cast.clock.advance(10)
+    kept = tuple(o for o in conference.consent.core.organisations
+                 if o.org_id != conference.org_c.bytes)  # fmt: skip
+    await conference.revise(organisations=kept)
+    cast.clock.advance(10)
+    await commit_frame(alice, conference,
+                       conference.commit(1, await thread_head(cast), ["alice", "bob"]))  # fmt: skip
+    await alice.send_json(message(conference, "alice", b"three", 1))
+    await recv(alice, "ack")
+
+    bob = await Api.of(cast, "bob")
+    base = f"/api/threads/{cast.thread}/consents/{b64u(conference.consent.core.consent_id)}"
+    r = await cast.client.get(f"{base}/receipt?lang=en", headers=bob.headers)
+    assert r.status == 200 and r.content_type == "text/html"
+    html = await r.text()
+    assert "Kela: 3 messages" in html and "Hyvinvointialue: 3 messages" in html
+    assert "TE-toimisto: 2 messages" in html  # only while its organisation was covered
+    assert "replaced by a new version" in html
+    r = await cast.client.get(f"{base}/fhir", headers=bob.headers)
+    assert r.status == 200 and r.content_type == "application/fhir+json"
+    consent = Consent.model_validate(await r.json())
+    assert consent.status == "active" and len(consent.grantee) == 2
+    # Refusals: a language we do not print, an unknown or malformed consent, a non-member.
+    for path, status, code in (
+        (f"{base}/receipt?lang=de", 400, "koppi.bad_request"),
+        (f"/api/threads/{cast.thread}/consents/{b64u(bytes(16))}/fhir", 404,
+         "koppi.unknown_consent"),
+        (f"/api/threads/{cast.thread}/consents/xyz/fhir", 400, "koppi.frame_invalid"),
+    ):  # fmt: skip
+        r = await cast.client.get(path, headers=bob.headers)
+        assert r.status == status and (await r.json())["error"]["code"] == code, path
+    mallory = await Api.of(cast, "mallory")
+    r = await cast.client.get(f"{base}/receipt", headers=mallory.headers)
+    assert r.status == 403 and (await r.json())["error"]["code"] == "koppi.not_member"
