@@ -335,8 +335,12 @@ async def _set_roles(cfg: Config, username: str, roles: list[str]) -> int:
         return 0
 
 
+DEMO_THREAD = uuid.UUID("00000000-0000-4000-8000-00000000d3e0")
+
+
 async def _seed_demo(cfg: Config) -> list[str]:
-    """Two organisations, four professionals, one case-conference thread; idempotent."""
+    """Two organisations, four professionals (those who are not admins may record consents),
+    one case-conference thread waiting for the client's consent; idempotent."""
     engine = make_engine(cfg.database_url)
     try:
         await upgrade(engine)
@@ -352,12 +356,16 @@ async def _seed_demo(cfg: Config) -> list[str]:
             )
             await accounts.add_organisation(org)
             for username in usernames:
-                roles = {"org-admin"} if username.endswith("admin") else {"professional"}
+                roles = (
+                    {"org-admin"}
+                    if username.endswith("admin")
+                    else {"professional", "consent-recorder"}
+                )
                 user = await auth.create_user(org.id, username, DEMO_PASSWORD, frozenset(roles))
                 members.append(user.id)
                 logins.append(username)
         thread = Thread(
-            id=uuid.uuid4(),
+            id=DEMO_THREAD,
             client_ref=sha256(b"asiakas-demo-0001").hex(),  # pseudonymous, 32 bytes
             purpose="rehabilitation-planning",
             next_seq=1,
@@ -624,6 +632,10 @@ def demo_command(cfg: Config) -> int:
     logins = asyncio.run(_seed_demo(cfg))
     lines = "\n".join(f"  {u:<14} password: {DEMO_PASSWORD}" for u in logins)
     banner = f"\nDemo logins (database {cfg.database_url}):\n{lines}"
+    banner += (
+        f"\nThe demo case conference waits for the client's consent: enrol a device at /devices,"
+        f" have it approved at /admin, then record it at /threads/{DEMO_THREAD}/consent"
+    )
     if not cfg.log_key_file:  # the admin console needs the transparency log: demo keys
         cfg, root_file = _demo_keys(cfg)
         url = cfg.database_url

@@ -182,9 +182,12 @@ async def thread(request: web.Request) -> web.Response:
     principal = await require_principal(request)
     thread_id = _thread_id(request)
     epoch, genesis = await request.app[COMMITS].genesis(principal, thread_id)
+    client_ref, purpose = await request.app[COMMITS].subject(thread_id)
     return web.json_response(
         {
             "thread": str(thread_id),
+            "client_ref": client_ref,
+            "purpose": purpose,
             "epoch": epoch,
             "genesis": None if genesis is None else b64u_encode(genesis),
         }

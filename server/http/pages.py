@@ -5,6 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from server.errors import ApiError
+from server.http.api import path_uuid
+
 routes = web.RouteTableDef()
 _env = Environment(loader=PackageLoader("web", "templates"), autoescape=select_autoescape())
 
@@ -26,3 +29,10 @@ async def devices(_request: web.Request) -> web.Response:
 @routes.get("/admin")
 async def admin(_request: web.Request) -> web.Response:
     return render("admin.html", title="Koppi — organisation admin")
+
+
+@routes.get("/threads/{thread_id}/consent")
+async def consent(request: web.Request) -> web.Response:
+    """The thread's consent panel; the page's module asks the API, which checks membership."""
+    thread_id = path_uuid(request, "thread_id", ApiError(404, "koppi.not_found", "no such page"))
+    return render("consent.html", title="Koppi — consent", thread=str(thread_id))

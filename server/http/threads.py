@@ -39,3 +39,16 @@ async def invite(request: web.Request) -> web.Response:
     body = await parse(request, InviteBody)
     added = await request.app[THREADS].invite(principal, thread_id, body.user)
     return web.json_response({"user": str(body.user)}, status=201 if added else 200)
+
+
+@routes.get("/api/organisations")
+async def organisations(request: web.Request) -> web.Response:
+    await require_principal(request)
+    orgs = await request.app[THREADS].organisations()
+    return web.json_response(
+        {
+            "organisations": [
+                {"id": str(o.id), "name": o.name, "business_id": o.business_id} for o in orgs
+            ]
+        }
+    )

@@ -33,6 +33,15 @@ class AccountRepository:
             ).first()
         return Organisation(**row._mapping) if row else None
 
+    async def active_organisations(self) -> list[Organisation]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(Organisation)
+                .where(Organisation.status == "active")
+                .order_by(Organisation.name)
+            )
+            return [Organisation(**r._mapping) for r in rows]
+
     async def organisation_names(self, org_ids: Iterable[bytes]) -> dict[bytes, str]:
         """Names of the organisations with these 16-byte ids (unknown ids are left out)."""
         wanted = [uuid.UUID(bytes=i) for i in org_ids]

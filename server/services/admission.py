@@ -24,6 +24,7 @@ import heapq
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -126,7 +127,7 @@ class AdmissionService:
     ) -> None:
         self._threads, self._consents, self._trail, self._clock = threads, consents, trail, clock
         self._access: dict[uuid.UUID, asyncio.Future[ThreadAccess]] = {}
-        self._prefetching: set[asyncio.Task[None]] = set()
+        self._prefetching: set[asyncio.Future[Any]] = set()  # loads under way
         # Called with the members a change cut off (websocket handler: eject; messaging: fence).
         self.on_removed: Removed | None = None
         # Called for each member a change admitted again (websocket handler: subscribe them).
@@ -143,8 +144,10 @@ class AdmissionService:
     async def access(self, thread_id: uuid.UUID) -> ThreadAccess:
         loading = self._access.get(thread_id)
         if loading is None:  # one load per thread however many requests arrive at once
-            loading = asyncio.ensure_future(self._load(thread_id))
-            self._access[thread_id] = loading
+            task = asyncio.ensure_future(self._load(thread_id))
+            self._prefetching.add(task)
+            task.add_done_callback(self._prefetching.discard)
+            self._access[thread_id] = loading = task
         try:
             return await asyncio.shield(loading)
         except Exception:
@@ -285,10 +288,13 @@ class AdmissionService:
         self._scheduler = asyncio.create_task(self._run(), name="koppi-consent-scheduler")
 
     async def stop(self) -> None:
+        """Stop the scheduler and let loads under way finish: a query cut in half would not hand
+        its database connection back before the engine goes."""
         if self._scheduler is not None:
             self._scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._scheduler
+        await asyncio.gather(*self._prefetching, return_exceptions=True)
 
     def watch(self, thread_id: uuid.UUID, at_s: int | None) -> None:
         if at_s is not None:

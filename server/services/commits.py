@@ -138,6 +138,13 @@ class CommitService:
         await self._admission.require_invited(principal, thread_id)
         return await self.genesis_of(thread_id)
 
+    async def subject(self, thread_id: uuid.UUID) -> tuple[str, str]:
+        """(client reference, purpose) the server recorded for a thread (callers checked
+        membership)."""
+        subject = await self._threads.subject(thread_id)
+        assert subject is not None
+        return subject
+
     async def genesis_of(self, thread_id: uuid.UUID) -> tuple[int | None, bytes | None]:
         """(the newest sequenced epoch, the genesis) of a thread; (None, None) before epoch 0."""
         return await self._threads.thread_head(thread_id)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crypto.clock import Clock
 from crypto.consent import PURPOSES
-from server.db.tables import Thread
+from server.db.tables import Organisation, Thread
 from server.errors import ApiError
 from server.principal import Principal
 from server.repositories.accounts import AccountRepository
@@ -55,6 +55,11 @@ class ThreadService:
                 409, "koppi.thread_exists", "this client already has a thread for that purpose"
             ) from None
         return thread.id
+
+    async def organisations(self) -> list[Organisation]:
+        """The deployment's active organisations, which a consent can name (any professional may
+        list them: their keys are in the transparency log for anyone to read anyway)."""
+        return await self._accounts.active_organisations()
 
     async def invite(self, principal: Principal, thread_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         """An admitted member invites a professional, who joins only if the thread's current

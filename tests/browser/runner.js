@@ -691,3 +691,30 @@ export async function consentAdmissions() {
   }
   return { cases: doc.admissions.length, failures };
 }
+
+/** koppi-consent.json's `record`: a core built from its fields, then signed, byte for byte. */
+export async function consentBuild() {
+  const { record } = await load("koppi-consent.json");
+  const f = record.fields;
+  const recorder = await P.SigningKey.fromSeed(u(record.recorder_seed));
+  const core = CS.buildConsentCore({
+    consentId: u(f.consent_id), version: f.version, prevVersionHash: new Uint8Array(),
+    clientRef: u(f.client_ref), purpose: f.purpose,
+    organisations: f.organisations.map((o) => new CoveredOrganisation(
+      u(o.org_id), o.may_store, o.processing_basis, o.roles, o.statute, o.justification)),
+    dataCategories: f.data_categories, validFrom: f.valid_from, validUntil: f.valid_until,
+    status: f.status, disclosureBasis: f.disclosure_basis, howObtained: f.how_obtained,
+    infoTextHash: u(f.info_text_hash), detailsHash: u(f.details_hash),
+    recorder: await ID.deviceIdOf(recorder.public), recordedAt: f.recorded_at,
+    revocationChannel: f.revocation_channel,
+  });
+  const signed = await CS.signConsent(core, recorder);
+  const next = CS.buildConsentCore(await CS.nextVersionFields(signed, {
+    recordedAt: f.recorded_at + 1, recorder: core.recorder, status: "revoked",
+    revocationChannel: "phone" }));
+  return {
+    core: hex(core.raw) === record.core, coreHash: hex(await core.coreHash()) === record.core_hash,
+    record: hex(signed.raw) === record.record,
+    next: next.version === 2 && equalBytes(next.prevVersionHash, await signed.recordHash()),
+  };
+}

@@ -60,3 +60,8 @@ def test_consent_admission_rule_in_chromium(page: Any) -> None:
         "async () => (await import('/tests/browser/runner.js')).consentAdmissions()"
     )
     assert result["cases"] == 11 and result["failures"] == []
+
+
+def test_a_consent_built_and_signed_in_chromium_matches_the_reference(page: Any) -> None:
+    result = page.evaluate("async () => (await import('/tests/browser/runner.js')).consentBuild()")
+    assert result == {"core": True, "coreHash": True, "record": True, "next": True}

@@ -155,7 +155,13 @@ async def test_commits_extend_the_head_in_order_and_their_heads_are_logged(cast:
     r = await cast.client.get(
         f"/api/threads/{cast.thread}", headers={"Authorization": f"Bearer {token}"}
     )
-    assert await r.json() == {"thread": str(cast.thread), "epoch": 1, "genesis": b64u(g.encode())}
+    assert await r.json() == {
+        "thread": str(cast.thread),
+        "client_ref": CLIENT_REF.hex(),
+        "purpose": "rehabilitation-planning",
+        "epoch": 1,
+        "genesis": b64u(g.encode()),
+    }
 
 
 async def test_the_first_commit_for_an_epoch_wins(cast: Cast) -> None:

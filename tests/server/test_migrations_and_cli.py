@@ -306,6 +306,12 @@ def test_the_demo_runs_with_a_transparency_log_and_says_how_to_admit_an_organisa
             ) as r:
                 answer = json.loads(r.read())
         assert answer["current"]["generation"] == 0
+        panel = re.search(r"record it at (/threads/\S+/consent)", banner)
+        assert panel is not None, banner
+        with urllib.request.urlopen(
+            urllib.request.Request(base + panel.group(1), headers={"Cookie": cookie})
+        ) as r:
+            assert r.status == 200 and b"consent-panel.js" in r.read()
         assert bytes.fromhex(org_public) == base64.urlsafe_b64decode(
             answer["current"]["org_public"] + "="
         )

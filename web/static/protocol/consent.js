@@ -114,6 +114,41 @@ export class ConsentCore {
   }
 }
 
+/**
+ * Build a core from its fields (the names of `ConsentCore`'s decoded properties), encoded as
+ * docs/protocol.md §6 lays it out; decoding it back applies every rule of the reference.
+ */
+export function buildConsentCore(f) {
+  const utf8 = new TextEncoder();
+  const raw = new Encoder("koppi/v1/consent-core").u16(1).bytes(f.consentId).u32(f.version)
+    .bytes(f.prevVersionHash).bytes(f.clientRef).text(f.purpose)
+    .list(f.organisations.map((o) => o.encode())).list(f.dataCategories.map((c) => utf8.encode(c)))
+    .u64(f.validFrom).u64(f.validUntil).text(f.status).text(f.disclosureBasis).text(f.howObtained)
+    .bytes(f.infoTextHash).bytes(f.detailsHash).bytes(f.recorder).u64(f.recordedAt)
+    .text(f.revocationChannel)
+    .finish();
+  return ConsentCore.decode(raw);
+}
+
+/** Sign a core with the recorder device's key (a `SigningKey` or this browser's CryptoKey). */
+export async function signConsent(core, signer) {
+  const message = new Encoder("koppi/v1/consent-sig").bytes(core.raw).finish();
+  const signature = signer.sign
+    ? await signer.sign(message)
+    : new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, signer, message));
+  return ConsentRecord.decode(
+    new Encoder("koppi/v1/consent-record").bytes(core.raw).bytes(signature).finish());
+}
+
+/** The fields of the version after `previous` (the caller signs the core it builds). */
+export async function nextVersionFields(previous, { recordedAt, recorder, ...changes }) {
+  const { raw, ...fields } = previous.core;
+  return {
+    ...fields, version: previous.core.version + 1, prevVersionHash: await previous.recordHash(),
+    recordedAt, recorder, ...changes,
+  };
+}
+
 export class ConsentRecord {
   static decode(data) {
     const dec = new Decoder(data, "koppi/v1/consent-record");
@@ -235,12 +270,13 @@ export class ConsentBook {
     const chain = this.versions.get(hex(consentId)) ?? [];
     const events = [];
     chain.forEach((r, i) => {
-      if (i) events.push({ kind: "superseded", version: chain[i - 1].core.version });
-      events.push({ kind: r.core.status === "revoked" ? "revoked" : "given", version: r.core.version });
+      const at = r.core.recordedAt;
+      if (i) events.push({ kind: "superseded", version: chain[i - 1].core.version, at });
+      events.push({ kind: r.core.status === "revoked" ? "revoked" : "given", version: r.core.version, at });
     });
     const last = chain[chain.length - 1];
     if (last && last.core.status === "active" && now >= last.core.validUntil) {
-      events.push({ kind: "expired", version: last.core.version });
+      events.push({ kind: "expired", version: last.core.version, at: last.core.validUntil });
     }
     return events;
   }
