@@ -93,8 +93,10 @@ def _require(ok: bool, message: str) -> None:
 @dataclass(frozen=True)
 class CoveredOrganisation:
     """encode("koppi/v1/consent-org", bytes org_id(16), list roles (UTF-8; empty: every role),
-    bool may_store, text processing_basis, text statute, text justification)
+    bool may_store, text processing_basis, text statute, text justification, bool full_history)
 
+    `full_history`: the client let this organisation read the thread from its start (otherwise
+    its professionals receive only epochs whose coverage named it, §5 history by consent).
     `statute` names the provision that lets this organisation in without the client's consent
     (empty: the consent covers it); `justification` is the admitting professional's written
     reason, shown to every participant and in the client's receipt as an exception."""
@@ -105,6 +107,7 @@ class CoveredOrganisation:
     roles: frozenset[str] = frozenset()
     statute: str = ""
     justification: str = ""
+    full_history: bool = False
 
     def __post_init__(self) -> None:
         _require(
@@ -121,6 +124,7 @@ class CoveredOrganisation:
             .text(self.processing_basis)
             .text(self.statute)
             .text(self.justification)
+            .boolean(self.full_history)
             .finish()
         )
 
@@ -139,6 +143,7 @@ class CoveredOrganisation:
             roles,
             statute=dec.text(max_len=STATUTE_MAX),
             justification=dec.text(max_len=JUSTIFICATION_MAX),
+            full_history=dec.boolean(),
         )
         dec.finish()
         return org
@@ -411,6 +416,7 @@ class ConsentBook:
             organisations=core.covered,
             roles={o.org_id: o.roles for o in core.organisations if o.roles},
             may_store=frozenset(o.org_id for o in core.organisations if o.may_store),
+            full_history=frozenset(o.org_id for o in core.organisations if o.full_history),
             changes_at=next((t for t in (core.valid_from, core.valid_until) if now < t), None),
         )
 

@@ -148,11 +148,16 @@ class Chain:
         return frozenset(self._holds.get(device_id, ()))
 
     def history_for(
-        self, device: VerifiedDevice, committer: bytes, new_epoch: int
+        self,
+        device: VerifiedDevice,
+        committer: bytes,
+        new_epoch: int,
+        full_history: frozenset[bytes] = frozenset(),
     ) -> frozenset[int]:
         """The earlier epochs an admitted device must receive (outline §4, history by consent):
-        those whose coverage includes its organisation, that the committer holds, that it does
-        not hold yet, and none from the first epoch its user was removed for cause."""
+        those whose coverage includes its organisation (every one, if the evidence consent lets
+        its organisation read from the start: `full_history`), that the committer holds, that it
+        does not hold yet, and none from the first epoch its user was removed for cause."""
         if self.genesis.history_policy != "by-consent":
             return frozenset()
         cut = new_epoch
@@ -171,7 +176,12 @@ class Chain:
         return frozenset(
             e
             for e in self.holds(committer)
-            if e < cut and e not in have and device.org_id in self.records[e].commit.core.coverage
+            if e < cut
+            and e not in have
+            and (
+                device.org_id in full_history
+                or device.org_id in self.records[e].commit.core.coverage
+            )
         )
 
     def check(self, commit: Commit, trust: TrustView, *, live: bool, now: int | None) -> None:
@@ -307,7 +317,9 @@ class Chain:
         # History grants: exactly what the coverage rule gives each added device.
         added = {d for d, c in changes.items() if c.kind == ADD}
         expected_grants = {
-            (d, e) for d in added for e in self.history_for(devices[d], core.committer, core.epoch)
+            (d, e)
+            for d in added
+            for e in self.history_for(devices[d], core.committer, core.epoch, cover.full_history)
         }
         grants = {(g.device_id, g.epoch) for g in core.history}
         if grants - expected_grants:
@@ -525,7 +537,9 @@ class ThreadState:
                 HistoryGrant(c.device_id, e)
                 for c in changes
                 if c.kind == ADD
-                for e in self.chain.history_for(members[c.device_id], self.me.device_id, epoch)
+                for e in self.chain.history_for(
+                    members[c.device_id], self.me.device_id, epoch, cover.full_history
+                )
             ),
             key=lambda g: (g.device_id, g.epoch),
         )

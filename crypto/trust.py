@@ -68,6 +68,7 @@ class ConsentCover:
     roles: Mapping[bytes, frozenset[str]]  # per organisation that names roles; others: any role
     may_store: frozenset[bytes]
     changes_at: int | None = None  # when `active` next flips by the passage of time alone
+    full_history: frozenset[bytes] = frozenset()  # organisations let read from the start
 
     def includes(self, device: VerifiedDevice) -> bool:
         """The device's organisation (and role, if the consent names roles) is in this version,

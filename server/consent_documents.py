@@ -81,6 +81,7 @@ def _actor(org: CoveredOrganisation, names: Mapping[bytes, str]) -> dict[str, An
     extension: list[dict[str, Any]] = [
         {"url": EXT + "may-store", "valueBoolean": org.may_store},
         {"url": EXT + "processing-basis", "valueCode": org.processing_basis},
+        {"url": EXT + "full-history", "valueBoolean": org.full_history},
     ]
     extension += [{"url": EXT + "role", "valueCode": r} for r in sorted(org.roles)]
     if org.statute:
@@ -228,6 +229,7 @@ TEXT: dict[str, dict[str, str]] = {
         "may_store": "saa tallentaa omaan asiakirjaansa",
         "may_not_store": "ei tallenna omaan asiakirjaansa",
         "roles": "vain tehtävät",
+        "full_history": "näkee myös aiemmat viestit",
         "valid": "Voimassa",
         "obtained": "Suostumus annettiin",
         "status": "Tila nyt",
@@ -257,6 +259,7 @@ TEXT: dict[str, dict[str, str]] = {
         "may_store": "får spara i sina egna handlingar",
         "may_not_store": "sparar inte i sina egna handlingar",
         "roles": "endast uppgifterna",
+        "full_history": "ser också tidigare meddelanden",
         "valid": "Giltigt",
         "obtained": "Samtycket gavs",
         "status": "Status nu",
@@ -286,6 +289,7 @@ TEXT: dict[str, dict[str, str]] = {
         "may_store": "may store it in its own records",
         "may_not_store": "does not store it in its own records",
         "roles": "only the roles",
+        "full_history": "also sees earlier messages",
         "valid": "Valid",
         "obtained": "The consent was given",
         "status": "Status now",
@@ -348,6 +352,7 @@ def render_receipt(
         return {
             "name": name(o.org_id),
             "may_store": o.may_store,
+            "full_history": o.full_history,
             "roles": sorted(o.roles),
             "statute": o.statute,
             "justification": o.justification,

@@ -367,6 +367,7 @@ def consent_vectors() -> dict[str, Any]:
                         "roles": sorted(o.roles),
                         "statute": o.statute,
                         "justification": o.justification,
+                        "full_history": o.full_history,
                     }
                     for o in v1.core.organisations
                 ],

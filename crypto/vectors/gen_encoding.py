@@ -37,6 +37,7 @@ def _consent_org(flag: int) -> bytes:
         + _field(b"consent")
         + _field(b"")  # statute: none
         + _field(b"")  # justification: none
+        + bytes([0])  # full_history: no
     )
 
 

@@ -2,7 +2,8 @@
 
 A deployment (root, three organisations, a log with one witness, consent records) and a thread
 that lives through: creation, a widened consent, a late admission with history by consent, a
-device revocation and its removal, and the withdrawal of one organisation. Two observers replay
+device revocation and its removal, the withdrawal of one organisation, and its return with the
+whole history the client's new consent version lets it read. Two observers replay
 it: Bob (in the thread from the start, applying commits live) and Carol (admitted at epoch 2,
 catching up from genesis). Between the honest steps sit forged commits and messages, each with
 the error code the observer must raise; a refused input changes nothing.
@@ -383,6 +384,20 @@ def thread_vectors() -> dict[str, Any]:
     s.message_case("carol-reads-nothing-after-her-removal", "carol", m4, m4_seq,
                    error="koppi.epoch_unreadable")  # fmt: skip
     del rev_index
+
+    # Epoch 5: the client lets TE back in and, this time, read the thread from its start (v4):
+    # Carol receives every earlier epoch she lacks, not only those whose coverage named TE.
+    v4 = w.supersede(v3, [s.kela, s.county, s.te], may_store=[s.kela], full_history=[s.te])
+    s.sync()
+    add_back = s.throwaway_core(a, add=[member(s.trust[a], s.carol)], evidence=v4)
+    assert {g.epoch for g in add_back.history} == {0, 4}, add_back.history
+    s.commit_case("full-history-grant-missing", "bob",
+                  s.forge(a, replace(add_back, history=tuple(
+                      g for g in add_back.history if g.epoch != 0))), 900,
+                  error="koppi.history_incomplete")  # fmt: skip
+    s.honest_commit("epoch-5-te-back-with-full-history", a, add=[member(s.trust[a], s.carol)],
+                    evidence=v4)  # fmt: skip
+    s.message_case("carol-reads-epoch-0-with-full-history", "carol", m0, m0_seq)
 
     bob, carol = s.bob.secrets, s.carol.secrets
     return {

@@ -328,15 +328,21 @@ class World:
         *,
         may_store: list[Org] | None = None,
         revoke: bool = False,
+        full_history: list[Org] | None = None,
     ) -> bytes:
-        """A new version of a consent: other organisations (e.g. one withdrawn), or revoked."""
+        """A new version of a consent: other organisations (e.g. one withdrawn, or one let read
+        the thread from its start), or revoked."""
         old = self.consents.record(core_hash)
         store = orgs if may_store is None else may_store
+        everything = full_history or []
         core = next_version(
             old,
             recorded_at=self.clock.now(),
             recorder=old.core.recorder,
-            organisations=tuple(CoveredOrganisation(o.org_id, o in store, "consent") for o in orgs),
+            organisations=tuple(
+                CoveredOrganisation(o.org_id, o in store, "consent", full_history=o in everything)
+                for o in orgs
+            ),
             status="revoked" if revoke else "active",
             revocation_channel="phone" if revoke else "",
         )

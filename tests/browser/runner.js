@@ -701,7 +701,7 @@ export async function consentBuild() {
     consentId: u(f.consent_id), version: f.version, prevVersionHash: new Uint8Array(),
     clientRef: u(f.client_ref), purpose: f.purpose,
     organisations: f.organisations.map((o) => new CoveredOrganisation(
-      u(o.org_id), o.may_store, o.processing_basis, o.roles, o.statute, o.justification)),
+      u(o.org_id), o.may_store, o.processing_basis, o.roles, o.statute, o.justification, o.full_history)),
     dataCategories: f.data_categories, validFrom: f.valid_from, validUntil: f.valid_until,
     status: f.status, disclosureBasis: f.disclosure_basis, howObtained: f.how_obtained,
     infoTextHash: u(f.info_text_hash), detailsHash: u(f.details_hash),

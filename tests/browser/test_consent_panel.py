@@ -40,6 +40,7 @@ def record_first(page: Any, until: str) -> None:
     page.check("#record-organisations label:has-text('Kela') input[name=org]")
     page.check("#record-organisations div:has-text('Kela') input[name=store]")
     page.check("#record-organisations label:has-text('Hyvinvointialue') input[name=org]")
+    page.check("#record-organisations div:has-text('Hyvinvointialue') input[name=history]")
     page.check("#record-categories input[value=health]")
     page.fill("#record-consent input[name=until]", until)
     page.click("#record-consent button[type=submit]")
@@ -82,7 +83,8 @@ def test_record_supersede_and_withdraw_a_consent(browser: Any, server: Deploymen
     assert alice.text_content("#consent-status") == "In force (version 1)"
     rows = alice.locator("#consent-organisations tbody tr").all_text_contents()
     assert len(rows) == 2 and any("Kela" in r and "yes" in r for r in rows)
-    assert any("Hyvinvointialue" in r and "no" in r for r in rows)
+    assert any("Hyvinvointialue" in r and "no" in r and "from the start" in r for r in rows)
+    assert any("Kela" in r and "from admission" in r for r in rows)
     assert "31.12.2030" in (alice.text_content("#consent-details") or "")
 
     # A new version without the county.

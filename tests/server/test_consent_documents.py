@@ -216,3 +216,18 @@ def test_dates_are_written_as_each_language_does_in_finnish_time() -> None:
         "2026-11-24",
         "24 November 2026",
     ]
+
+
+def test_an_organisation_let_read_from_the_start_says_so() -> None:
+    orgs = (
+        CoveredOrganisation(KELA, True, "statute-kela"),
+        CoveredOrganisation(TE, False, "statute-employment", full_history=True),
+    )
+    record = v1(organisations=orgs)
+    doc = fhir_consent([record], NAMES, T + 1)
+    validated(doc)
+    te = doc["provision"][0]["actor"][1]
+    assert extension(te["extension"], "full-history")["valueBoolean"] is True
+    html = render_receipt([record], NAMES, "en", T + 1)
+    assert "Pirkanmaan TE-toimisto: does not store it in its own records; also sees earlier" in html
+    assert "Kela: may store it in its own records</li>" in html

@@ -86,7 +86,8 @@ function render(orgs) {
     }
     const row = el("tr");
     row.append(el("td", name), el("td", o.roles.join(", ") || "every role"),
-      el("td", o.mayStore ? "yes" : "no"), el("td", o.processingBasis));
+      el("td", o.mayStore ? "yes" : "no"), el("td", o.fullHistory ? "from the start" : "from admission"),
+      el("td", o.processingBasis));
     rows.append(row);
   }
   if (!$("consent-exceptions").children.length) {
@@ -118,12 +119,15 @@ function fillRecordForm(orgs) {
     const id = hex(uuidBytes(o.id));
     const covered = el("input", undefined, { type: "checkbox", name: "org", value: id });
     const store = el("input", undefined, { type: "checkbox", name: "store", value: id });
+    const whole = el("input", undefined, { type: "checkbox", name: "history", value: id });
     const a = el("label");
     a.append(covered, ` ${o.name}`);
     const b = el("label");
     b.append(store, " may store in its own records");
+    const c = el("label");
+    c.append(whole, " may read earlier messages");
     box.append(el("div"));
-    box.lastChild.append(a, " ", b);
+    box.lastChild.append(a, " ", b, " ", c);
   }
   const cats = $("record-categories");
   cats.replaceChildren(cats.firstElementChild);
@@ -149,8 +153,10 @@ async function submit(fields) {
 async function recordFirst(form) {
   const checked = (name) => [...form.querySelectorAll(`input[name=${name}]:checked`)].map((i) => i.value);
   const mayStore = new Set(checked("store"));
+  const whole = new Set(checked("history"));
   const organisations = checked("org").map((id) => new CS.CoveredOrganisation(
-    Uint8Array.from(id.match(/../g), (x) => parseInt(x, 16)), mayStore.has(id), "consent"));
+    Uint8Array.from(id.match(/../g), (x) => parseInt(x, 16)), mayStore.has(id), "consent", [], "", "",
+    whole.has(id)));
   const text = new TextEncoder().encode($("information-text").textContent.replace(/\s+/g, " ").trim());
   await submit({
     consentId: crypto.getRandomValues(new Uint8Array(16)), version: 1, prevVersionHash: new Uint8Array(),

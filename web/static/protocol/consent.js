@@ -27,9 +27,10 @@ const require = (ok, message) => {
 };
 
 export class CoveredOrganisation {
-  constructor(orgId, mayStore, processingBasis, roles = [], statute = "", justification = "") {
+  constructor(orgId, mayStore, processingBasis, roles = [], statute = "", justification = "",
+    fullHistory = false) {
     Object.assign(this, {
-      orgId, mayStore, processingBasis, roles: [...roles].sort(), statute, justification,
+      orgId, mayStore, processingBasis, roles: [...roles].sort(), statute, justification, fullHistory,
     });
     require(Boolean(statute.trim()) === Boolean(justification.trim()),
       "a statutory basis, and only one, comes with a written justification");
@@ -38,7 +39,8 @@ export class CoveredOrganisation {
     const enc = new TextEncoder();
     return new Encoder("koppi/v1/consent-org").bytes(this.orgId)
       .list(this.roles.map((r) => enc.encode(r))).boolean(this.mayStore)
-      .text(this.processingBasis).text(this.statute).text(this.justification).finish();
+      .text(this.processingBasis).text(this.statute).text(this.justification)
+      .boolean(this.fullHistory).finish();
   }
   static decode(data) {
     const dec = new Decoder(data, "koppi/v1/consent-org");
@@ -48,8 +50,10 @@ export class CoveredOrganisation {
     const processingBasis = dec.text({ maxLen: 64 });
     const statute = dec.text({ maxLen: STATUTE_MAX });
     const justification = dec.text({ maxLen: JUSTIFICATION_MAX });
+    const fullHistory = dec.boolean();
     dec.finish();
-    return new CoveredOrganisation(orgId, mayStore, processingBasis, roles, statute, justification);
+    return new CoveredOrganisation(orgId, mayStore, processingBasis, roles, statute, justification,
+      fullHistory);
   }
 }
 
@@ -246,6 +250,7 @@ export class ConsentBook {
       consentId: core.consentId, version: core.version, coreHash, clientRef: core.clientRef,
       purpose: core.purpose, active: inForce, organisations: core.covered(), roles,
       mayStore: new Set(core.organisations.filter((o) => o.mayStore).map((o) => hex(o.orgId))),
+      fullHistory: new Set(core.organisations.filter((o) => o.fullHistory).map((o) => hex(o.orgId))),
     };
   }
 

@@ -29,7 +29,7 @@ export class Chain {
   holds(deviceId) {
     return this.holdsBy.get(hex(deviceId)) ?? new Set();
   }
-  historyFor(device, committer, newEpoch) {
+  historyFor(device, committer, newEpoch, fullHistory = new Set()) {
     if (this.genesis.historyPolicy !== "by-consent") return new Set();
     let cut = newEpoch;
     for (const rec of this.records) {
@@ -44,7 +44,10 @@ export class Chain {
     const have = this.holds(device.deviceId);
     const out = new Set();
     for (const e of this.holds(committer)) {
-      if (e < cut && !have.has(e) && this.records[e].commit.core.coverage.has(hex(device.orgId))) out.add(e);
+      const org = hex(device.orgId);
+      if (e < cut && !have.has(e) && (fullHistory.has(org) || this.records[e].commit.core.coverage.has(org))) {
+        out.add(e);
+      }
     }
     return out;
   }
@@ -160,7 +163,9 @@ export class Chain {
     const expectedGrants = new Set();
     for (const [id, c] of changes) {
       if (c.kind !== ADD) continue;
-      for (const e of this.historyFor(devices.get(id), core.committer, core.epoch)) expectedGrants.add(`${id}/${e}`);
+      for (const e of this.historyFor(devices.get(id), core.committer, core.epoch, cover.fullHistory)) {
+        expectedGrants.add(`${id}/${e}`);
+      }
     }
     const grants = new Set(core.history.map((g) => `${hex(g.deviceId)}/${g.epoch}`));
     if ([...grants].some((g) => !expectedGrants.has(g))) {
@@ -370,7 +375,7 @@ Object.assign(ThreadState.prototype, {
     const history = [];
     for (const c of changes) {
       if (c.kind !== ADD) continue;
-      for (const e of this.chain.historyFor(members.get(hex(c.deviceId)), this.me.deviceId, epoch)) {
+      for (const e of this.chain.historyFor(members.get(hex(c.deviceId)), this.me.deviceId, epoch, cover.fullHistory)) {
         history.push({ deviceId: c.deviceId, epoch: e });
       }
     }
