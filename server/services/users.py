@@ -54,6 +54,9 @@ class UserService:
         # Called after a user is disabled: the websocket layer closes their open connections
         # (an upgrade is authenticated once, so refusing new requests alone is not enough).
         self.on_disabled: Callable[[uuid.UUID], Awaitable[None]] | None = None
+        # Called with (user, admin) after a change that admission depends on (roles, disabled):
+        # the user's threads decide again at once.
+        self.on_changed: Callable[[uuid.UUID, uuid.UUID], Awaitable[None]] | None = None
 
     @staticmethod
     def _require_admin(admin: Principal) -> None:
@@ -110,6 +113,7 @@ class UserService:
         if self.on_disabled is not None:
             await self.on_disabled(user.id)
         await self._audit(admin, "user.disabled", str(user.id))
+        await self._changed(admin, user.id)
         return await self._reload(user.id)
 
     async def enable(self, admin: Principal, user_id: uuid.UUID) -> User:
@@ -119,6 +123,7 @@ class UserService:
             return user
         await self._accounts.enable_user(user.id)
         await self._audit(admin, "user.enabled", str(user.id))
+        await self._changed(admin, user.id)
         return await self._reload(user.id)
 
     async def set_roles(self, admin: Principal, user_id: uuid.UUID, roles: Iterable[str]) -> User:
@@ -135,4 +140,9 @@ class UserService:
             return user
         await self._accounts.set_user_roles(user.id, sorted(wanted))
         await self._audit(admin, "user.roles", f"{user.id} {','.join(sorted(wanted)) or '-'}")
+        await self._changed(admin, user.id)
         return await self._reload(user.id)
+
+    async def _changed(self, admin: Principal, user_id: uuid.UUID) -> None:
+        if self.on_changed is not None:
+            await self.on_changed(user_id, admin.user_id)

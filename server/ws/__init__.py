@@ -11,6 +11,7 @@ from server.ws.handler import (
     admission_ended,
     admitted,
     device_revoked,
+    member_changed,
     user_disabled,
     websocket,
 )
@@ -23,6 +24,7 @@ def setup(app: web.Application) -> None:
     async def hook(app: web.Application) -> None:
         app[ORGS].on_revoked = functools.partial(device_revoked, app)
         app[USERS].on_disabled = functools.partial(user_disabled, app)
+        app[USERS].on_changed = functools.partial(member_changed, app)
         app[ADMISSION].on_removed = functools.partial(admission_ended, app)
         app[ADMISSION].on_admitted = functools.partial(admitted, app)
         app[THREADS].on_joined = functools.partial(admitted, app)

@@ -546,3 +546,10 @@ async def admitted(app: web.Application, thread_id: uuid.UUID, user_id: uuid.UUI
     for conn in list(live):
         if conn.principal.user_id == user_id:
             conn.join(thread_id)
+
+
+async def member_changed(app: web.Application, user_id: uuid.UUID, actor: uuid.UUID) -> None:
+    """A user's roles or state changed: each of their threads decides admission again (and cuts
+    them off at once if the consent no longer admits them)."""
+    for thread_id in await app[MESSAGING].threads_of_user(user_id):
+        await app[ADMISSION].changed(thread_id, actor)

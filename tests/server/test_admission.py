@@ -386,3 +386,28 @@ async def test_the_receipt_and_fhir_export_over_http(conference: Conference) -> 
     mallory = await Api.of(cast, "mallory")
     r = await cast.client.get(f"{base}/receipt", headers=mallory.headers)
     assert r.status == 403 and (await r.json())["error"]["code"] == "koppi.not_member"
+
+
+async def test_an_admin_changing_roles_decides_admission_again_at_once(
+    conference: Conference,
+) -> None:
+    """The consent names `professional` for the county: bob's admin takes the role away, and
+    bob is cut off at once; given back, bob is admitted again."""
+    cast = conference.cast
+    bob, _ = await hello(cast, "bob")
+    orgs = tuple(
+        CoveredOrganisation(o.org_id, o.may_store, o.processing_basis, frozenset({"professional"}))
+        if o.org_id == cast.org_b.bytes
+        else o
+        for o in conference.consent.core.organisations
+    )
+    await conference.revise(organisations=orgs)
+    await nothing_more(bob, "removed")
+    bert = await Api.of(cast, "bert")
+    path = f"/api/org/users/{cast.users['bob']}/roles"
+    r = await cast.client.put(path, json={"roles": ["keeper"]}, headers=bert.headers)
+    assert r.status == 200, await r.text()
+    assert (await recv(bob, "removed"))["reason"] == "koppi.role_not_covered"
+    r = await cast.client.put(path, json={"roles": ["professional"]}, headers=bert.headers)
+    assert r.status == 200
+    assert (await recv(bob, "joined"))["thread"] == str(cast.thread)
