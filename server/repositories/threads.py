@@ -55,6 +55,7 @@ class NewEnvelope:
     label: str
     body: bytes
     commit: HeadAdvance | None = None  # set for a commit, None for a message
+    label_orgs: frozenset[bytes] = frozenset()  # the label's organisations (16-byte ids)
 
     @property
     def kind(self) -> str:

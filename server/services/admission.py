@@ -79,6 +79,12 @@ class ThreadAccess:
             ):
                 self.current = record
         self._admitted: tuple[int, int | None, frozenset[uuid.UUID]] | None = None
+        # What a storage label may name: the organisations the current consent lets store.
+        self.may_store: frozenset[bytes] = frozenset(
+            o.org_id
+            for o in (self.current.core.organisations if self.current else ())
+            if o.may_store
+        )
 
     def decide(self, member: Member, now_s: int) -> Decision:
         current = self.current

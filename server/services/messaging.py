@@ -35,7 +35,7 @@ from server.repositories.threads import (
     NewEnvelope,
     ThreadRepository,
 )
-from server.services.admission import NOT_MEMBER, AdmissionService
+from server.services.admission import NOT_MEMBER, AdmissionService, ThreadAccess
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +57,11 @@ REKEY_DUE = ApiError(
     "koppi.removal_due",
     "a device of this thread's epoch was revoked or its member cut off: commit a new epoch "
     "without it before sending",
+)
+LABEL_NOT_COVERED = ApiError(
+    403,
+    "koppi.label_not_covered",
+    "the storage label names an organisation the thread's consent does not let store content",
 )
 DUPLICATE_ID = ApiError(
     409, "koppi.duplicate_message_id", "that message id is taken in this thread"
@@ -166,36 +171,48 @@ class MessagingService:
     # --- sending --------------------------------------------------------------------------------
 
     def submit(self, principal: Principal, envelope: NewEnvelope) -> asyncio.Future[Accepted]:
-        """`send` without a task per envelope: with the thread's roster cached (the usual
+        """`send` without a task per envelope: with the thread's access cached (the usual
         case), the checks run now and the envelope joins the next group commit; the future
         resolves after that commit."""
         access = self._admission.cached(envelope.thread_id)
         if access is None:
             return asyncio.ensure_future(self.send(principal, envelope))
         done: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
-        member = access.members.get(principal.user_id)
-        now_s = self._clock.now_ms() // 1000
-        if member is None:
-            done.set_exception(NOT_MEMBER)
-        elif principal.user_id not in access.admitted(now_s):
-            done.set_exception(access.decide(member, now_s).error())
-        elif envelope.sender_user != principal.user_id:
-            done.set_exception(FOREIGN_SENDER)
-        elif envelope.commit is None and envelope.thread_id in self._fenced:
-            done.set_exception(REKEY_DUE)
+        refused = self._refusal(principal, envelope, access)
+        if refused is not None:
+            done.set_exception(refused)
         else:
             self._queue.put_nowait(_Pending(envelope, done))
         return done
 
     async def send(self, principal: Principal, envelope: NewEnvelope) -> Accepted:
-        await self.require_member(principal, envelope.thread_id)
-        if envelope.sender_user != principal.user_id:
-            raise FOREIGN_SENDER
-        if envelope.commit is None and envelope.thread_id in self._fenced:
-            raise REKEY_DUE
+        refused = self._refusal(
+            principal, envelope, await self._admission.access(envelope.thread_id)
+        )
+        if refused is not None:
+            raise refused
         done: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(envelope, done))
         return await done
+
+    def _refusal(
+        self, principal: Principal, envelope: NewEnvelope, access: ThreadAccess
+    ) -> ApiError | None:
+        """Deny by default: an admitted member, as themself, on an epoch that is not fenced, with
+        a storage label the thread's consent allows (only organisations it lets store content)."""
+        member = access.members.get(principal.user_id)
+        now_s = self._clock.now_ms() // 1000
+        if member is None:
+            return NOT_MEMBER
+        if principal.user_id not in access.admitted(now_s):
+            return access.decide(member, now_s).error()
+        if envelope.sender_user != principal.user_id:
+            return FOREIGN_SENDER
+        if envelope.commit is None and envelope.thread_id in self._fenced:
+            return REKEY_DUE
+        if not envelope.label_orgs <= access.may_store:
+            return LABEL_NOT_COVERED
+        return None
 
     async def backlog(
         self, thread_id: uuid.UUID, after_seq: int, limit: int = 500

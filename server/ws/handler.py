@@ -23,6 +23,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from crypto.clock import Clock
+from crypto.message import BASIS_CODES
 from server.appkeys import (
     ADMISSION,
     AUTHENTICATOR,
@@ -225,6 +226,8 @@ class Connection:
         orgs = send.label.orgs
         if any(a.bytes >= b.bytes for a, b in itertools.pairwise(orgs)):
             raise ApiError(400, "koppi.frame_invalid", "label.orgs must be sorted and unique")
+        if send.label.basis not in BASIS_CODES:
+            raise ApiError(400, "koppi.bad_label", "label.basis is not a storage basis code")
         envelope = NewEnvelope(
             thread_id=send.thread,
             msg_id=msg_id,
@@ -233,6 +236,7 @@ class Connection:
             epoch=send.epoch,
             label=send.label.canonical(),
             body=body,
+            label_orgs=frozenset(o.bytes for o in orgs),
         )
         await self.in_flight.acquire()  # back-pressure: stop reading while too many are pending
         stored = self.messaging.submit(self.principal, envelope)

@@ -411,3 +411,34 @@ async def test_an_admin_changing_roles_decides_admission_again_at_once(
     r = await cast.client.put(path, json={"roles": ["professional"]}, headers=bert.headers)
     assert r.status == 200
     assert (await recv(bob, "joined"))["thread"] == str(cast.thread)
+
+
+async def test_a_storage_label_names_only_organisations_the_consent_lets_store(
+    conference: Conference,
+) -> None:
+    cast = conference.cast
+    orgs = tuple(
+        CoveredOrganisation(o.org_id, o.org_id != conference.org_c.bytes, o.processing_basis)
+        for o in conference.consent.core.organisations
+    )
+    await conference.revise(organisations=orgs)  # the employment office may no longer store
+    carl, _ = await hello(cast, "carl")
+    te, kela = str(conference.org_c), str(cast.org_a)
+
+    def labelled(orgs: list[str], basis: str = "consent") -> dict[str, Any]:
+        frame = message(conference, "carl", b"x", 0)
+        frame["label"] = {"orgs": sorted(orgs, key=lambda o: uuid.UUID(o).bytes), "basis": basis}
+        return frame
+
+    for frame, code in (
+        (labelled([te]), "koppi.label_not_covered"),
+        (labelled([kela, te]), "koppi.label_not_covered"),
+        (labelled([str(uuid.uuid4())]), "koppi.label_not_covered"),
+        (labelled([kela], "whim"), "koppi.bad_label"),
+    ):
+        await carl.send_json(frame)
+        error = await recv(carl, "error")
+        assert (error["code"], error["id"]) == (code, frame["id"]), frame["label"]
+    allowed = labelled([kela], "legal-obligation")
+    await carl.send_json(allowed)
+    assert (await recv(carl, "ack"))["id"] == allowed["id"]
