@@ -24,6 +24,7 @@ from crypto.keyfile import open_keyfile, seal_keyfile
 from crypto.primitives import SigningKey, check_ed25519_public, sha256
 from crypto.treehead import key_id
 from server.app import LOG_KEY_NAME
+from server.audit import verify_chain
 from server.config import Config, ConfigError, load_config
 from server.db.engine import make_engine
 from server.db.migrate import SchemaOutdated, require_current_schema, upgrade
@@ -140,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         "init", help="create the log's signing key, sealed with a passphrase"
     )
     log_init.add_argument("key_file", type=Path)
+    audit = sub.add_parser("audit", help="the audit trail (operator)")
+    audit.add_subparsers(dest="audit_command", required=True).add_parser(
+        "verify", help="walk the audit trail's hash chain; exit 1 at the first broken event"
+    )
     demo = sub.add_parser("demo", help="create a demo database and serve it")
     demo.add_argument("--host")
     demo.add_argument("--port", type=int)
@@ -200,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_monitor(args))
         if args.command == "log":
             return seal_new_key(args.key_file, LOG_KEY_NAME, "KOPPI_LOG_KEY_PASSPHRASE")
+        if args.command == "audit":
+            return asyncio.run(_verify_audit(cfg))
         if args.command == "demo":
             return demo_command(cfg)
     except SchemaOutdated as e:
@@ -224,6 +231,20 @@ async def _database(cfg: Config) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+async def _verify_audit(cfg: Config) -> int:
+    async with _database(cfg) as engine:
+        verdict = verify_chain(await DeviceRepository(engine).audit_chain())
+    if verdict.broken_at is not None:
+        print(
+            f"koppi: audit chain BROKEN at event {verdict.broken_at}: {verdict.why}"
+            f" ({verdict.events} events before it hold)",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"audit chain intact: {verdict.events} events, head {verdict.head.hex()}")
+    return 0
 
 
 def serve_command(cfg: Config, banner: str = "") -> int:

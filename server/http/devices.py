@@ -164,7 +164,12 @@ async def audit(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "events": [
-                {"actor": str(e.actor), "action": e.action, "subject": e.subject, "at": e.at}
+                {
+                    "actor": None if e.actor is None else str(e.actor),
+                    "action": e.action,
+                    "subject": e.subject,
+                    "at": e.at,
+                }
                 for e in events
             ]
         }

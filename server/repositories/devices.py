@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.audit import GENESIS, Link, event_hash
 from server.db.tables import AuditEvent, Device, LogEntry, Organisation
+
+AUDIT_LOCK = 0x6B6F707069  # PostgreSQL advisory lock key of the audit chain ("koppi")
+_locks: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _append_lock(engine: AsyncEngine) -> asyncio.Lock:
+    """One audit appender at a time per database in this process."""
+    lock = _locks.get(engine)
+    if lock is None:
+        lock = _locks[engine] = asyncio.Lock()
+    return lock
 
 
 class DeviceRepository:
@@ -82,26 +96,52 @@ class DeviceRepository:
 
     async def audit(self, org_id: uuid.UUID, actor: uuid.UUID, action: str, subject: str,
                     at: int) -> None:  # fmt: skip
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(AuditEvent).values(
-                    org_id=org_id, actor=actor, action=action, subject=subject, at=at
-                )
-            )
+        await self.audit_many(
+            [AuditEvent(org_id=org_id, actor=actor, action=action, subject=subject, at=at)]
+        )
 
     async def audit_many(self, events: Sequence[AuditEvent]) -> None:
-        """Several events in one transaction (a consent change decides for many at once)."""
+        """Append events to the hash chain in one transaction (a consent change decides for many
+        at once). One appender at a time: in this process a lock, across PostgreSQL servers an
+        advisory lock held until the transaction ends."""
         if not events:
             return
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(AuditEvent),
-                [
-                    {"org_id": e.org_id, "actor": e.actor, "action": e.action,
-                     "subject": e.subject, "at": e.at}
-                    for e in events
-                ],
-            )  # fmt: skip
+        async with _append_lock(self._engine), self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK})
+            last = (
+                await conn.execute(
+                    select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+                )
+            ).first()
+            next_id, prev = (1, GENESIS) if last is None else (last.id + 1, bytes(last.hash))
+            rows = []
+            for offset, e in enumerate(events):
+                event_id = next_id + offset
+                own = event_hash(event_id, e.org_id, e.actor, e.action, e.subject, e.at, prev)
+                rows.append({"id": event_id, "org_id": e.org_id, "actor": e.actor,
+                             "action": e.action, "subject": e.subject, "at": e.at,
+                             "prev_hash": prev, "hash": own})  # fmt: skip
+                prev = own
+            await conn.execute(insert(AuditEvent), rows)
+
+    async def audit_chain(self) -> list[Link]:
+        """Every event in chain order, for `koppi audit verify`."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(select(AuditEvent).order_by(AuditEvent.id))
+            return [
+                Link(
+                    r.id,
+                    r.org_id,
+                    r.actor,
+                    r.action,
+                    r.subject,
+                    r.at,
+                    bytes(r.prev_hash),
+                    bytes(r.hash),
+                )
+                for r in rows
+            ]
 
     async def audit_trail(self, org_id: uuid.UUID) -> list[AuditEvent]:
         async with self._engine.connect() as conn:

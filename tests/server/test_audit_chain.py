@@ -1,0 +1,105 @@
+"""The audit trail is a hash chain (issue: storage rights, "Audit and disclosure log"): every event
+names its predecessor's hash, appends are serialised, events stored before the chain existed are
+chained by the migration, and `koppi audit verify` finds an event changed or removed afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from sqlalchemy import delete, text, update
+
+from server.appkeys import ENGINE
+from server.audit import GENESIS, Link, event_hash, verify_chain
+from server.db.engine import make_engine
+from server.db.migrate import upgrade
+from server.db.tables import AuditEvent
+from server.repositories.devices import DeviceRepository
+from tests.server.conftest import Cast
+from tests.server.test_migrations_and_cli import _koppi
+from tests.server.test_ws import connect
+
+ORG = uuid.UUID(int=7)
+
+
+def chain(n: int) -> list[Link]:
+    links, prev = [], GENESIS
+    for i in range(1, n + 1):
+        own = event_hash(i, ORG, None, "test.event", f"subject {i}", 1000 + i, prev)
+        links.append(Link(i, ORG, None, "test.event", f"subject {i}", 1000 + i, prev, own))
+        prev = own
+    return links
+
+
+def test_a_changed_or_removed_event_breaks_the_chain_where_it_happened() -> None:
+    links = chain(5)
+    assert verify_chain(links).broken_at is None and verify_chain(links).events == 5
+    changed = [*links[:2], Link(**{**links[2].__dict__, "subject": "rewritten"}), *links[3:]]
+    verdict = verify_chain(changed)
+    assert (verdict.broken_at, verdict.events) == (3, 2) and "changed" in verdict.why
+    removed = [*links[:2], *links[3:]]
+    assert verify_chain(removed).broken_at == 4 and "removed" in verify_chain(removed).why
+
+
+async def test_the_server_appends_a_chain_that_verifies_until_someone_tampers(
+    cast: Cast, database_url: str
+) -> None:
+    await connect(cast, "alice")  # a reconnect: an admission decision, audited
+    trail = DeviceRepository(cast.app[ENGINE])
+    # Appenders racing each other still make one chain.
+    await asyncio.gather(
+        *(
+            trail.audit_many(
+                [
+                    AuditEvent(
+                        org_id=cast.org_a, actor=None, action="test.race", subject=f"{i}/{j}", at=i
+                    )
+                    for j in range(3)
+                ]
+            )
+            for i in range(20)
+        )
+    )
+    links = await trail.audit_chain()
+    assert len(links) == 61 and verify_chain(links).broken_at is None
+    ok = _koppi("--database-url", database_url, "audit", "verify")
+    assert ok.returncode == 0 and "audit chain intact: 61 events" in ok.stdout, ok.stderr
+    async with cast.app[ENGINE].begin() as conn:
+        await conn.execute(update(AuditEvent).where(AuditEvent.id == 7).values(subject="nothing"))
+    broken = _koppi("--database-url", database_url, "audit", "verify")
+    assert broken.returncode == 1 and "BROKEN at event 7" in broken.stderr
+    async with cast.app[ENGINE].begin() as conn:
+        await conn.execute(update(AuditEvent).where(AuditEvent.id == 7).values(subject="7"))
+        await conn.execute(delete(AuditEvent).where(AuditEvent.id == 7))
+    gone = _koppi("--database-url", database_url, "audit", "verify")
+    assert gone.returncode == 1 and "BROKEN at event 8" in gone.stderr
+
+
+async def test_events_stored_before_the_chain_are_chained_by_the_migration(
+    sqlite_url: str,
+) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        await upgrade(engine, "0009_admission_audit")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO organisations (id, name, business_id, status, created_at) "
+                     "VALUES (:id, 'Kela', '0246246-0', 'active', 0)"),
+                {"id": ORG.hex},
+            )  # fmt: skip
+            for i in range(3):
+                await conn.execute(
+                    text("INSERT INTO audit_events (org_id, actor, action, subject, at) "
+                         "VALUES (:org, NULL, 'old.event', :subject, :at)"),
+                    {"org": ORG.hex, "subject": f"old {i}", "at": i},
+                )  # fmt: skip
+        await upgrade(engine)
+        links = await DeviceRepository(engine).audit_chain()
+        assert [link.subject for link in links] == ["old 0", "old 1", "old 2"]
+        assert verify_chain(links).broken_at is None
+        await DeviceRepository(engine).audit_many(
+            [AuditEvent(org_id=ORG, actor=None, action="new.event", subject="after", at=9)]
+        )
+        assert verify_chain(await DeviceRepository(engine).audit_chain()).events == 4
+    finally:
+        await engine.dispose()
