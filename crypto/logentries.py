@@ -16,6 +16,7 @@ from crypto.primitives import sha256
 
 COMMIT_HEAD = "koppi/v1/log-commit-head"
 WEB_RELEASE = "koppi/v1/log-web-release"
+AUDIT_HEAD = "koppi/v1/log-audit-head"
 MANIFEST = "koppi/v1/web-manifest"
 MANIFEST_FILE = "koppi/v1/web-manifest-file"
 
@@ -88,3 +89,23 @@ class WebRelease:
         release = cls(dec.text(max_len=64), dec.bytes(length=32))
         dec.finish()
         return release
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHead:
+    """A checkpoint of the audit trail's hash chain: how many events, the last one's id and
+    hash. In the log, a chain rewritten or cut short afterwards no longer matches it."""
+
+    events: int
+    last_id: int
+    head_hash: bytes
+
+    def encode(self) -> bytes:
+        return Encoder(AUDIT_HEAD).u64(self.events).u64(self.last_id).bytes(self.head_hash).finish()
+
+    @classmethod
+    def decode(cls, data: bytes) -> AuditHead:
+        dec = Decoder(data, AUDIT_HEAD)
+        head = cls(dec.u64(), dec.u64(), dec.bytes(length=32))
+        dec.finish()
+        return head

@@ -16,6 +16,7 @@ from crypto.keyfile import open_keyfile
 from crypto.primitives import SigningKey
 from server.appkeys import (
     ADMISSION,
+    AUDIT,
     AUTH,
     AUTHENTICATOR,
     BUS,
@@ -53,6 +54,7 @@ from server.repositories.devices import DeviceRepository
 from server.repositories.threads import ThreadRepository
 from server.repositories.translog import LogRepository
 from server.services.admission import AdmissionService
+from server.services.auditlog import AuditCheckpoints
 from server.services.auth import AuthService, HashCost
 from server.services.commits import CommitService, log_commit_head
 from server.services.consents import ConsentService
@@ -136,11 +138,18 @@ def create_app(
         app[THREADS] = ThreadService(threads, AccountRepository(engine), admission, clock)
         await messaging.load_fences()
         await admission.start()
+        checkpoints = None
+        if translog is not None:
+            checkpoints = AuditCheckpoints(trail, translog, interval_s=cfg.audit_checkpoint_s)
+            app[AUDIT] = checkpoints
+            checkpoints.start()
         if translog is not None:
             await app[COMMITS].log_missing_heads(translog)
             messaging.on_commit = functools.partial(log_commit_head, translog)
         yield
         await admission.stop()
+        if checkpoints is not None:
+            await checkpoints.stop()
         if translog is not None:
             await translog.stop()
         await messaging.stop()

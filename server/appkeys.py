@@ -14,6 +14,7 @@ from server.metrics import Metrics
 from server.principal import Authenticator
 from server.release import Release
 from server.services.admission import AdmissionService
+from server.services.auditlog import AuditCheckpoints
 from server.services.auth import AuthService
 from server.services.commits import CommitService
 from server.services.consents import ConsentService
@@ -39,5 +40,6 @@ USERS = web.AppKey("users", UserService)
 COMMITS = web.AppKey("commits", CommitService)
 CONSENTS = web.AppKey("consents", ConsentService)
 ADMISSION = web.AppKey("admission", AdmissionService)
+AUDIT = web.AppKey("audit_checkpoints", AuditCheckpoints)
 THREADS = web.AppKey("threads", ThreadService)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

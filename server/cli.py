@@ -21,6 +21,7 @@ from crypto.clock import OsRng, SystemClock
 from crypto.errors import KoppiError
 from crypto.identity import SUBJECT_ORG_KEY, OrgCert, Revocation
 from crypto.keyfile import open_keyfile, seal_keyfile
+from crypto.logentries import AuditHead
 from crypto.primitives import SigningKey, check_ed25519_public, sha256
 from crypto.treehead import key_id
 from server.app import LOG_KEY_NAME
@@ -234,8 +235,12 @@ async def _database(cfg: Config) -> AsyncIterator[AsyncEngine]:
 
 
 async def _verify_audit(cfg: Config) -> int:
+    """Walk the chain, then hold it against the newest checkpoint in the transparency log."""
     async with _database(cfg) as engine:
-        verdict = verify_chain(await DeviceRepository(engine).audit_chain())
+        repo = DeviceRepository(engine)
+        links = await repo.audit_chain()
+        checkpoints = await repo.log_entries_of_kind("audit-head")
+    verdict = verify_chain(links)
     if verdict.broken_at is not None:
         print(
             f"koppi: audit chain BROKEN at event {verdict.broken_at}: {verdict.why}"
@@ -243,7 +248,25 @@ async def _verify_audit(cfg: Config) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"audit chain intact: {verdict.events} events, head {verdict.head.hex()}")
+    if checkpoints:
+        index, entry = max(checkpoints)
+        head = AuditHead.decode(entry)
+        position = next((i for i, link in enumerate(links) if link.id == head.last_id), None)
+        if position is None or (position + 1, links[position].hash) != (
+            head.events,
+            head.head_hash,
+        ):
+            print(
+                f"koppi: audit chain BROKEN: it does not contain the checkpoint logged at index"
+                f" {index} ({head.events} events, event {head.last_id} with hash"
+                f" {head.head_hash.hex()[:16]}...): rewritten or cut short",
+                file=sys.stderr,
+            )
+            return 1
+    print(
+        f"audit chain intact: {verdict.events} events, head {verdict.head.hex()}"
+        + (f"; holds the checkpoint at log index {max(checkpoints)[0]}" if checkpoints else "")
+    )
     return 0
 
 

@@ -41,6 +41,7 @@ class Config:
     commit_batch_max: int = 512  # most envelopes one group commit takes
     log_key_file: str = ""  # the transparency log's sealed signing key (`koppi log init`)
     log_head_interval_s: int = 300  # a new signed tree head at least this often
+    audit_checkpoint_s: int = 60  # the audit chain's head goes to the log this often, if it moved
     log_witness_keys: str = ""  # witnesses' Ed25519 public keys (hex, comma-separated)
 
     def __post_init__(self) -> None:

@@ -7,7 +7,7 @@ import uuid
 import weakref
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.audit import GENESIS, Link, event_hash
@@ -124,6 +124,17 @@ class DeviceRepository:
                              "prev_hash": prev, "hash": own})  # fmt: skip
                 prev = own
             await conn.execute(insert(AuditEvent), rows)
+
+    async def audit_head(self) -> tuple[int, int, bytes] | None:
+        """(how many events, the last one's id, its hash), or None for an empty trail."""
+        async with self._engine.connect() as conn:
+            count = (await conn.execute(select(func.count()).select_from(AuditEvent))).scalar_one()
+            last = (
+                await conn.execute(
+                    select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+                )
+            ).first()
+        return None if last is None else (int(count), int(last.id), bytes(last.hash))
 
     async def audit_chain(self) -> list[Link]:
         """Every event in chain order, for `koppi audit verify`."""

@@ -26,7 +26,9 @@ from server.repositories.translog import LogRepository
 
 log = structlog.get_logger(__name__)
 
-KINDS = frozenset({"org", "device", "revocation", "link", "consent", "commit-head", "web-release"})
+KINDS = frozenset(
+    {"org", "device", "revocation", "link", "consent", "commit-head", "web-release", "audit-head"}
+)
 MAX_ENTRIES_PER_PAGE = 1000
 RECENT_HEADS = 100  # witnesses cosign recent heads; older ones are too old for MAX_HEAD_AGE anyway
 

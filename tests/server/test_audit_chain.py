@@ -9,7 +9,7 @@ import uuid
 
 from sqlalchemy import delete, text, update
 
-from server.appkeys import ENGINE
+from server.appkeys import AUDIT, ENGINE
 from server.audit import GENESIS, Link, event_hash, verify_chain
 from server.db.engine import make_engine
 from server.db.migrate import upgrade
@@ -103,3 +103,47 @@ async def test_events_stored_before_the_chain_are_chained_by_the_migration(
         assert verify_chain(await DeviceRepository(engine).audit_chain()).events == 4
     finally:
         await engine.dispose()
+
+
+async def test_a_chain_rewritten_or_cut_short_fails_against_the_logged_checkpoint(
+    cast: Cast, database_url: str
+) -> None:
+    """Whoever can write the database can recompute every hash after a change, or drop the
+    newest events; the checkpoint in the (signed, cosigned) transparency log shows both."""
+    trail = DeviceRepository(cast.app[ENGINE])
+    await trail.audit_many(
+        [
+            AuditEvent(org_id=cast.org_a, actor=None, action="test.event", subject=str(i), at=i)
+            for i in range(5)
+        ]
+    )
+    index = await cast.app[AUDIT].checkpoint()
+    assert index is not None and await cast.app[AUDIT].checkpoint() is None  # nothing new
+    await trail.audit_many(
+        [AuditEvent(org_id=cast.org_a, actor=None, action="test.event", subject="later", at=9)]
+    )
+    ok = _koppi("--database-url", database_url, "audit", "verify")
+    assert ok.returncode == 0 and f"holds the checkpoint at log index {index}" in ok.stdout
+
+    # Rewrite event 2 and recompute every hash after it: the chain alone looks whole.
+    links = await trail.audit_chain()
+    prev = links[0].hash
+    async with cast.app[ENGINE].begin() as conn:
+        for link in links[1:]:
+            subject = "rewritten" if link.id == 2 else link.subject
+            own = event_hash(link.id, link.org_id, link.actor, link.action, subject, link.at, prev)
+            await conn.execute(
+                update(AuditEvent)
+                .where(AuditEvent.id == link.id)
+                .values(subject=subject, prev_hash=prev, hash=own)
+            )
+            prev = own
+    assert verify_chain(await trail.audit_chain()).broken_at is None
+    rewritten = _koppi("--database-url", database_url, "audit", "verify")
+    assert rewritten.returncode == 1 and f"checkpoint logged at index {index}" in rewritten.stderr
+
+    # Cut short: the events up to the checkpoint, and the checkpointed one, gone from the end.
+    async with cast.app[ENGINE].begin() as conn:
+        await conn.execute(delete(AuditEvent).where(AuditEvent.id >= 5))
+    cut = _koppi("--database-url", database_url, "audit", "verify")
+    assert cut.returncode == 1 and "rewritten or cut short" in cut.stderr
