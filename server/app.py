@@ -25,6 +25,7 @@ from server.appkeys import (
     CONFIG,
     CONSENTS,
     ENGINE,
+    EXPORTS,
     MESSAGING,
     METRICS,
     ORGS,
@@ -58,6 +59,7 @@ from server.services.auditlog import AuditCheckpoints
 from server.services.auth import AuthService, HashCost
 from server.services.commits import CommitService, log_commit_head
 from server.services.consents import ConsentService
+from server.services.export import ExportService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
 from server.services.threads import ThreadService
@@ -136,6 +138,7 @@ def create_app(
             AccountRepository(engine),
         )
         app[THREADS] = ThreadService(threads, AccountRepository(engine), admission, clock)
+        app[EXPORTS] = ExportService(threads, admission, trail, clock)
         await messaging.load_fences()
         await admission.start()
         checkpoints = None

@@ -18,6 +18,7 @@ from server.services.auditlog import AuditCheckpoints
 from server.services.auth import AuthService
 from server.services.commits import CommitService
 from server.services.consents import ConsentService
+from server.services.export import ExportService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
 from server.services.threads import ThreadService
@@ -42,4 +43,5 @@ CONSENTS = web.AppKey("consents", ConsentService)
 ADMISSION = web.AppKey("admission", AdmissionService)
 AUDIT = web.AppKey("audit_checkpoints", AuditCheckpoints)
 THREADS = web.AppKey("threads", ThreadService)
+EXPORTS = web.AppKey("exports", ExportService)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

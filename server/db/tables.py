@@ -208,3 +208,20 @@ class ConsentVersion(Base):
     record: Mapped[bytes] = mapped_column(LargeBinary)
     log_index: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Disclosure(Base):
+    """One export to an organisation's own records (issue: storage rights): who took which
+    messages of which thread for which organisation, and when. Participants and the client's
+    disclosure summary see these; they outlive the messages' retention."""
+
+    __tablename__ = "disclosures"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    thread_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    msg_ids: Mapped[list[str]] = mapped_column(JSON)  # base64url message ids, in thread order
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[int] = mapped_column(BigInteger)

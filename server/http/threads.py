@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated
 
 import msgspec
 from aiohttp import web
 
-from server.appkeys import THREADS
+from server.appkeys import EXPORTS, THREADS
+from server.errors import ApiError
 from server.http.api import parse, path_uuid, require_principal
 from server.services.admission import NOT_MEMBER
+from server.ws.frames import b64u_encode
 
 routes = web.RouteTableDef()
 
@@ -49,6 +52,62 @@ async def organisations(request: web.Request) -> web.Response:
         {
             "organisations": [
                 {"id": str(o.id), "name": o.name, "business_id": o.business_id} for o in orgs
+            ]
+        }
+    )
+
+
+@routes.get("/api/threads/{thread_id}/export")
+async def export(request: web.Request) -> web.Response:
+    """A page of what the caller's organisation may store: `?after=SEQ&limit=N` (at most 500)."""
+    principal = await require_principal(request)
+    thread_id = path_uuid(request, "thread_id", NOT_MEMBER)
+    try:
+        after = int(request.query.get("after", "0"))
+        limit = int(request.query.get("limit", "500"))
+    except ValueError:
+        raise ApiError(400, "koppi.bad_request", "after and limit are integers") from None
+    if after < 0 or limit < 1:
+        raise ApiError(400, "koppi.bad_request", "after >= 0 and limit >= 1")
+    page = await request.app[EXPORTS].export(principal, thread_id, after, limit)
+    return web.json_response(
+        {
+            "envelopes": [
+                {
+                    "kind": d.kind,
+                    "seq": d.seq,
+                    "id": b64u_encode(d.msg_id),
+                    "epoch": d.epoch,
+                    "sender": b64u_encode(d.sender_device),
+                    "label": json.loads(d.label),
+                    "body": b64u_encode(d.body),
+                    "ts": d.created_at,
+                }
+                for d in page.envelopes
+            ],
+            "disclosure": page.disclosure,
+        }
+    )
+
+
+@routes.get("/api/threads/{thread_id}/disclosures")
+async def disclosures(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    thread_id = path_uuid(request, "thread_id", NOT_MEMBER)
+    found = await request.app[EXPORTS].disclosures(principal, thread_id)
+    return web.json_response(
+        {
+            "disclosures": [
+                {
+                    "id": d.id,
+                    "org": str(d.org_id),
+                    "user": str(d.user_id),
+                    "messages": d.msg_ids,
+                    "first_seq": d.first_seq,
+                    "last_seq": d.last_seq,
+                    "at": d.at,
+                }
+                for d in found
             ]
         }
     )

@@ -19,6 +19,7 @@ from server.bus import Delivery
 from server.db.engine import make_sync_engine
 from server.db.tables import (
     Device,
+    Disclosure,
     Envelope,
     Thread,
     ThreadMember,
@@ -189,6 +190,47 @@ class ThreadRepository:
                 .limit(limit)
             )
             return [_delivery(r) for r in rows]
+
+    async def labelled_for(
+        self, thread_id: uuid.UUID, org_id: uuid.UUID, after_seq: int, limit: int
+    ) -> list[Delivery]:
+        """The thread's commits, and the messages whose storage label names `org_id`, after
+        `after_seq` in order: what an organisation's record system may take."""
+        named = f'"{org_id}"'  # the canonical label JSON holds each organisation as a string
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(Envelope)
+                .where(
+                    Envelope.thread_id == thread_id,
+                    Envelope.seq > after_seq,
+                    (Envelope.kind == "commit") | Envelope.label.contains(named, autoescape=True),
+                )
+                .order_by(Envelope.seq)
+                .limit(limit)
+            )
+            return [_delivery(r) for r in rows]
+
+    async def add_disclosure(self, disclosure: Disclosure) -> int:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                insert(Disclosure).values(
+                    thread_id=disclosure.thread_id,
+                    org_id=disclosure.org_id,
+                    user_id=disclosure.user_id,
+                    msg_ids=disclosure.msg_ids,
+                    first_seq=disclosure.first_seq,
+                    last_seq=disclosure.last_seq,
+                    at=disclosure.at,
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    async def disclosures(self, thread_id: uuid.UUID) -> list[Disclosure]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(Disclosure).where(Disclosure.thread_id == thread_id).order_by(Disclosure.id)
+            )
+            return [Disclosure(**r._mapping) for r in rows]
 
     async def in_write_transaction(self, body: Callable[[Connection], T]) -> T:
         """Run `body` in one write transaction and commit.

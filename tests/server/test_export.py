@@ -1,0 +1,70 @@
+"""Export to an organisation's own records (issue: storage rights): a record system gets the
+thread's commits and exactly the messages whose storage label names its organisation, each export
+is a disclosure record every participant sees, and it is in the organisation's audit trail."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from server.appkeys import ENGINE
+from server.repositories.devices import DeviceRepository
+from tests.server.conftest import Cast, b64u
+from tests.server.test_ghost_device import Api
+from tests.server.test_ws import connect, recv, send_frame
+
+
+def label(*orgs: uuid.UUID) -> dict[str, Any]:
+    return {"orgs": [str(o) for o in sorted(orgs, key=lambda o: o.bytes)], "basis": "consent"}
+
+
+async def test_each_organisation_gets_exactly_what_its_label_names(cast: Cast) -> None:
+    a, b = cast.org_a, cast.org_b
+    alice = await connect(cast, "alice")
+    sent = {}
+    for name, orgs in (("a", (a,)), ("b", (b,)), ("both", (a, b)), ("nobody", ())):
+        frame = send_frame(cast, "alice", name.encode(), label=label(*orgs))
+        await alice.send_json(frame)
+        sent[name] = (await recv(alice, "ack"))["seq"]
+    path = f"/api/threads/{cast.thread}/export"
+    for user, expected in (("alice", ["a", "both"]), ("bob", ["b", "both"])):
+        api = await Api.of(cast, user)
+        page = await api.get(path)
+        assert [e["body"] for e in page["envelopes"]] == [b64u(n.encode()) for n in expected]
+        assert [e["seq"] for e in page["envelopes"]] == [sent[n] for n in expected]
+        assert all(e["kind"] == "message" for e in page["envelopes"])
+        assert isinstance(page["disclosure"], int)
+    # Paging: after the last one, nothing more and no disclosure.
+    api = await Api.of(cast, "alice")
+    rest = await api.get(f"{path}?after={sent['both']}")
+    assert rest == {"envelopes": [], "disclosure": None}
+    first = await api.get(f"{path}?limit=1")
+    assert [e["seq"] for e in first["envelopes"]] == [sent["a"]]
+
+    # Every participant sees who took what; the organisation's trail has it too.
+    listed = await (await Api.of(cast, "bob")).get(f"/api/threads/{cast.thread}/disclosures")
+    records = listed["disclosures"]
+    assert [(r["org"], len(r["messages"])) for r in records] == [
+        (str(a), 2), (str(b), 2), (str(a), 1),
+    ]  # fmt: skip
+    trail = await DeviceRepository(cast.app[ENGINE]).audit_trail(a)
+    exports = [e for e in trail if e.action == "export.disclosed"]
+    assert [e.subject.split(" ", 1)[1] for e in exports] == [
+        f"2 seq {sent['a']}-{sent['both']}",
+        f"1 seq {sent['a']}-{sent['a']}",
+    ]
+
+
+async def test_export_is_for_admitted_members_and_checks_its_parameters(cast: Cast) -> None:
+    mallory = await Api.of(cast, "mallory")
+    path = f"/api/threads/{cast.thread}/export"
+    r = await cast.client.get(path, headers=mallory.headers)
+    assert r.status == 403 and (await r.json())["error"]["code"] == "koppi.not_member"
+    r = await cast.client.get(f"/api/threads/{cast.thread}/disclosures", headers=mallory.headers)
+    assert r.status == 403
+    alice = await Api.of(cast, "alice")
+    for query in ("?after=x", "?after=-1", "?limit=0"):
+        r = await cast.client.get(path + query, headers=alice.headers)
+        assert r.status == 400 and (await r.json())["error"]["code"] == "koppi.bad_request"
+    r = await cast.client.get(f"/api/threads/{uuid.uuid4()}/export", headers=alice.headers)
+    assert r.status == 403
