@@ -30,6 +30,7 @@ from server.appkeys import (
     METRICS,
     ORGS,
     RELEASE,
+    RETENTION,
     RNG,
     SOCKETS,
     THREADS,
@@ -62,6 +63,7 @@ from server.services.consents import ConsentService
 from server.services.export import ExportService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
+from server.services.retention import RetentionService
 from server.services.threads import ThreadService
 from server.services.translog import TransparencyLog
 from server.services.users import UserService
@@ -139,8 +141,19 @@ def create_app(
         )
         app[THREADS] = ThreadService(threads, AccountRepository(engine), admission, clock)
         app[EXPORTS] = ExportService(threads, admission, trail, clock)
+        retention = RetentionService(
+            threads,
+            admission,
+            trail,
+            clock,
+            retention_days=cfg.retention_days,
+            max_message_age_days=cfg.max_message_age_days,
+            interval_s=cfg.purge_interval_s,
+        )
+        app[RETENTION] = retention
         await messaging.load_fences()
         await admission.start()
+        retention.start()
         checkpoints = None
         if translog is not None:
             checkpoints = AuditCheckpoints(trail, translog, interval_s=cfg.audit_checkpoint_s)
@@ -150,6 +163,7 @@ def create_app(
             await app[COMMITS].log_missing_heads(translog)
             messaging.on_commit = functools.partial(log_commit_head, translog)
         yield
+        await retention.stop()
         await admission.stop()
         if checkpoints is not None:
             await checkpoints.stop()

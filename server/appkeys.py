@@ -21,6 +21,7 @@ from server.services.consents import ConsentService
 from server.services.export import ExportService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
+from server.services.retention import RetentionService
 from server.services.threads import ThreadService
 from server.services.translog import TransparencyLog
 from server.services.users import UserService
@@ -44,4 +45,5 @@ ADMISSION = web.AppKey("admission", AdmissionService)
 AUDIT = web.AppKey("audit_checkpoints", AuditCheckpoints)
 THREADS = web.AppKey("threads", ThreadService)
 EXPORTS = web.AppKey("exports", ExportService)
+RETENTION = web.AppKey("retention", RetentionService)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

@@ -34,10 +34,12 @@ def make_sync_engine(url: URL) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    """WAL with synchronous=FULL: a committed transaction is on disk before the ack."""
+    """WAL with synchronous=FULL: a committed transaction is on disk before the ack.
+    secure_delete: a purged row's bytes are overwritten, not left in free pages."""
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()

@@ -95,6 +95,9 @@ class Thread(Base):
     genesis: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, default=None)
     # A device of the head's roster was revoked: no message until a commit without it.
     rekey_due: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
+    # Retention: when a member closed the thread, and when its messages were purged.
+    closed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
+    purged_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
 
 
 class ThreadRosterDevice(Base):
@@ -128,7 +131,7 @@ class Envelope(Base):
     epoch: Mapped[int] = mapped_column(BigInteger)
     label: Mapped[str] = mapped_column(String(2000))  # canonical JSON: {"basis":..,"orgs":[..]}
     body: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger, index=True)  # retention purges by age
     kind: Mapped[str] = mapped_column(String(10), server_default="message")  # message | commit
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from server.appkeys import EXPORTS, THREADS
+from server.appkeys import EXPORTS, RETENTION, THREADS
 from server.errors import ApiError
 from server.http.api import parse, path_uuid, require_principal
 from server.services.admission import NOT_MEMBER
@@ -111,3 +111,11 @@ async def disclosures(request: web.Request) -> web.Response:
             ]
         }
     )
+
+
+@routes.post("/api/threads/{thread_id}/close")
+async def close(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    thread_id = path_uuid(request, "thread_id", NOT_MEMBER)
+    closed_at = await request.app[RETENTION].close(principal, thread_id)
+    return web.json_response({"thread": str(thread_id), "closed_at": closed_at})

@@ -191,6 +191,61 @@ class ThreadRepository:
             )
             return [_delivery(r) for r in rows]
 
+    async def closed_among(self, thread_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(Thread.id).where(
+                    Thread.id.in_(list(thread_ids)), Thread.closed_at.is_not(None)
+                )
+            )
+            return set(rows.scalars())
+
+    async def close_thread(self, thread_id: uuid.UUID, at: int) -> bool:
+        """Close a thread; False if it already was."""
+        async with self._engine.begin() as conn:
+            done = await conn.execute(
+                update(Thread)
+                .where(Thread.id == thread_id, Thread.closed_at.is_(None))
+                .values(closed_at=at)
+            )
+            return bool(done.rowcount)
+
+    async def purge(self, now: int, retention_ms: int, max_age_ms: int) -> dict[uuid.UUID, int]:
+        """Delete the messages of threads closed `retention_ms` ago, and every message older
+        than `max_age_ms`; returns how many envelopes each thread lost. On SQLite the deleted
+        bytes are overwritten (secure_delete) and the write-ahead log is emptied, so no copy
+        stays in free pages or in the log."""
+        purged: dict[uuid.UUID, int] = {}
+        async with self._engine.begin() as conn:
+            due = list(
+                (
+                    await conn.execute(
+                        select(Thread.id).where(
+                            Thread.closed_at.is_not(None),
+                            Thread.closed_at <= now - retention_ms,
+                            Thread.purged_at.is_(None),
+                        )
+                    )
+                ).scalars()
+            )
+            for thread_id in due:
+                gone = await conn.execute(delete(Envelope).where(Envelope.thread_id == thread_id))
+                purged[thread_id] = gone.rowcount
+            if due:
+                await conn.execute(update(Thread).where(Thread.id.in_(due)).values(purged_at=now))
+            old = await conn.execute(
+                select(Envelope.thread_id, func.count())
+                .where(Envelope.created_at < now - max_age_ms)
+                .group_by(Envelope.thread_id)
+            )
+            for thread_id, count in old.all():
+                purged[thread_id] = purged.get(thread_id, 0) + int(count)
+            await conn.execute(delete(Envelope).where(Envelope.created_at < now - max_age_ms))
+        if purged and self._sqlite:
+            async with self._engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return purged
+
     async def labelled_for(
         self, thread_id: uuid.UUID, org_id: uuid.UUID, after_seq: int, limit: int
     ) -> list[Delivery]:

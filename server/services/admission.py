@@ -67,8 +67,11 @@ class ThreadAccess:
     """One thread's invited members judged by its current consent; answers are cached until the
     consent's next change in time (so a send costs a set lookup)."""
 
-    def __init__(self, members: dict[uuid.UUID, Member], records: Iterable[bytes]) -> None:
+    def __init__(
+        self, members: dict[uuid.UUID, Member], records: Iterable[bytes], closed: bool = False
+    ) -> None:
         self.members = members
+        self.closed = closed  # a closed thread takes no new message or commit
         self.book = ConsentBook()
         self.current: ConsentRecord | None = None
         for raw in records:  # in recording order: the last consent given is the current one
@@ -170,7 +173,8 @@ class AdmissionService:
     async def _load(self, thread_id: uuid.UUID) -> ThreadAccess:
         members = await self._threads.members(thread_id)
         records = (await self._consents.records_of([thread_id]))[thread_id]
-        return ThreadAccess(members, records)
+        closed = await self._threads.closed_among([thread_id])
+        return ThreadAccess(members, records, thread_id in closed)
 
     def prefetch(self, thread_ids: Iterable[uuid.UUID]) -> None:
         """Load the access of several threads in two queries (a connection's hello), so that the
@@ -186,6 +190,7 @@ class AdmissionService:
             try:
                 members = await self._threads.members_of(missing)
                 records = await self._consents.records_of(missing)
+                closed = await self._threads.closed_among(missing)
             except Exception as e:
                 for t, f in futures.items():
                     if self._access.get(t) is f:
@@ -194,7 +199,7 @@ class AdmissionService:
                     f.exception()  # retrieved: a later request retries with its own query
                 return
             for t, f in futures.items():
-                f.set_result(ThreadAccess(members[t], records[t]))
+                f.set_result(ThreadAccess(members[t], records[t], t in closed))
 
         task = loop.create_task(load())
         self._prefetching.add(task)

@@ -63,6 +63,7 @@ LABEL_NOT_COVERED = ApiError(
     "koppi.label_not_covered",
     "the storage label names an organisation the thread's consent does not let store content",
 )
+THREAD_CLOSED = ApiError(409, "koppi.thread_closed", "the thread is closed: nothing more is sent")
 DUPLICATE_ID = ApiError(
     409, "koppi.duplicate_message_id", "that message id is taken in this thread"
 )
@@ -208,6 +209,8 @@ class MessagingService:
             return access.decide(member, now_s).error()
         if envelope.sender_user != principal.user_id:
             return FOREIGN_SENDER
+        if access.closed:
+            return THREAD_CLOSED
         if envelope.commit is None and envelope.thread_id in self._fenced:
             return REKEY_DUE
         if not envelope.label_orgs <= access.may_store:
