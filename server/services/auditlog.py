@@ -9,25 +9,19 @@ checkpoint there.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
-import structlog
-
 from crypto.logentries import AuditHead
+from server.periodic import Periodic
 from server.repositories.devices import DeviceRepository
 from server.services.translog import TransparencyLog
-
-log = structlog.get_logger(__name__)
 
 
 class AuditCheckpoints:
     def __init__(
         self, trail: DeviceRepository, translog: TransparencyLog, *, interval_s: float
     ) -> None:
-        self._trail, self._log, self._interval = trail, translog, interval_s
+        self._trail, self._log = trail, translog
         self._last: AuditHead | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._timer = Periodic("audit-checkpoints", self.checkpoint, interval_s)
 
     async def checkpoint(self) -> int | None:
         """Log the chain's head if it moved since the last checkpoint; the log index, or None."""
@@ -42,20 +36,9 @@ class AuditCheckpoints:
         return index
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="koppi-audit-checkpoints")
+        self._timer.start()
 
     async def stop(self) -> None:
         """Stop the timer and take a last checkpoint, so a clean shutdown leaves none unlogged."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._timer.stop()
         await self.checkpoint()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.checkpoint()
-            except Exception as e:  # tried again next time
-                log.error("audit.checkpoint_failed", error=type(e).__name__)

@@ -7,8 +7,6 @@ who saw what); each purge is itself audited, in every member organisation's trai
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 
 import structlog
@@ -16,6 +14,7 @@ import structlog
 from crypto.clock import Clock
 from server.db.tables import AuditEvent
 from server.errors import ApiError
+from server.periodic import Periodic
 from server.principal import Principal
 from server.repositories.devices import DeviceRepository
 from server.repositories.threads import ThreadRepository
@@ -42,8 +41,7 @@ class RetentionService:
             retention_days * DAY_MS,
             max_message_age_days * DAY_MS,
         )
-        self._interval = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._timer = Periodic("retention", self.purge, interval_s, first_now=True)
 
     async def close(self, principal: Principal, thread_id: uuid.UUID) -> int:
         """An admitted member closes the thread; returns when (ms)."""
@@ -79,18 +77,7 @@ class RetentionService:
         return purged
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="koppi-retention")
+        self._timer.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.purge()
-            except Exception as e:  # tried again next time
-                log.error("retention.purge_failed", error=type(e).__name__)
-            await asyncio.sleep(self._interval)
+        await self._timer.stop()

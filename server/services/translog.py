@@ -11,7 +11,6 @@ clients always find one younger than MAX_HEAD_AGE.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 
 import structlog
@@ -22,6 +21,7 @@ from crypto.merkle import MerkleTree, leaf_hash
 from crypto.primitives import SigningKey, ed25519_verify
 from crypto.treehead import Cosignature, CosignedTreeHead, TreeHead, key_id, sign_tree_head
 from server.errors import ApiError
+from server.periodic import Periodic
 from server.repositories.translog import LogRepository
 
 log = structlog.get_logger(__name__)
@@ -55,7 +55,7 @@ class TransparencyLog:
         self._interval = head_interval_s
         self._tree = MerkleTree()
         self._lock = asyncio.Lock()  # one appender at a time: index = current size
-        self._signer: asyncio.Task[None] | None = None
+        self._signer: Periodic | None = None
         self._head: CosignedTreeHead | None = None
 
     @property
@@ -75,21 +75,12 @@ class TransparencyLog:
         stored = await self._repo.latest_head()
         self._head = None if stored is None else CosignedTreeHead.decode(stored)
         await self.sign_head()
-        self._signer = asyncio.create_task(self._sign_periodically(), name="koppi-tree-heads")
+        self._signer = Periodic("tree-heads", self.sign_head, self._interval)
+        self._signer.start()
 
     async def stop(self) -> None:
         if self._signer is not None:
-            self._signer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._signer
-
-    async def _sign_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.sign_head()
-            except Exception as e:  # a failed head is retried next interval
-                log.error("translog.sign_failed", error=type(e).__name__)
+            await self._signer.stop()
 
     async def append(self, kind: str, entry: bytes, payload: bytes | None = None) -> int:
         """Store one leaf and return its index; the in-memory tree moves only after the commit."""
