@@ -106,6 +106,7 @@ def create_app(
             attempts=cfg.login_attempts,
             window_s=cfg.login_window_s,
             cost=hash_cost or HashCost(),
+            trail=DeviceRepository(engine),
         )
         app[AUTH] = auth
         app[AUTHENTICATOR] = RequestAuthenticator(auth)

@@ -274,6 +274,26 @@ class AdmissionService:
                 await self.on_admitted(thread_id, user_id)
         return removed
 
+    async def _audit_ending(self, thread_id: uuid.UUID, now_s: int) -> None:
+        """The scheduler found the thread's consent at its end: `consent.expired`, in every
+        member organisation's trail."""
+        access = await self.access(thread_id)
+        current = access.current
+        if current is None or current.core.status != "active":
+            return
+        if current.core.valid_until > now_s:
+            return
+        core = current.core
+        subject = f"{thread_id} {core.consent_id.hex()}v{core.version}"
+        at = self._clock.now_ms()
+        orgs = sorted({m.org_id for m in access.members.values()})
+        await self._trail.audit_many(
+            [
+                AuditEvent(org_id=o, actor=None, action="consent.expired", subject=subject, at=at)
+                for o in orgs
+            ]
+        )
+
     async def audit(
         self,
         actor: uuid.UUID | None,
@@ -320,6 +340,7 @@ class AdmissionService:
                 due.add(heapq.heappop(self._due)[1])
             for thread_id in sorted(due):
                 try:
+                    await self._audit_ending(thread_id, now)
                     removed = await self.changed(thread_id, None)
                 except Exception as e:  # try again on the next turn
                     log.error("admission.scheduler_failed", error=type(e).__name__)

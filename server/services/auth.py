@@ -24,6 +24,7 @@ from server.db.tables import ApiToken, Session, User
 from server.errors import ApiError
 from server.principal import Principal
 from server.repositories.accounts import AccountRepository
+from server.repositories.devices import DeviceRepository
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,10 @@ class AuthService:
         attempts: int,
         window_s: int,
         cost: HashCost = HashCost(),
+        trail: DeviceRepository | None = None,
     ) -> None:
         self._accounts, self._clock, self._rng = accounts, clock, rng
+        self._trail = trail  # logins go to the user's organisation's audit trail
         self._session_ms = session_lifetime_s * 1000
         self._token_ms = token_lifetime_s * 1000
         self._cost = cost
@@ -145,6 +148,9 @@ class AuthService:
         if not ok or user is None:
             self._by_user.hit(user_key)
             self._by_address.hit(addr_key)
+            if user is not None and self._trail is not None:
+                await self._trail.audit(user.org_id, user.id, "login.refused", "session",
+                                        self._clock.now_ms())  # fmt: skip
             raise BAD_LOGIN
         self._by_user.clear(user_key)
         token = new_secret(self._rng)
@@ -157,6 +163,8 @@ class AuthService:
             expires_at=now + self._session_ms,
         )
         await self._accounts.add_session(session)
+        if self._trail is not None:
+            await self._trail.audit(user.org_id, user.id, "login", "session", now)
         return LoginResult(token, _principal(user, "session", session.csrf_token))
 
     async def logout(self, session_token: str) -> None:

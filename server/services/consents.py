@@ -92,6 +92,17 @@ class ConsentService:
                     created_at=self._clock.now_ms(),
                 )
             )
+        core = record.core
+        kind = (
+            "revoked"
+            if core.status == "revoked"
+            else "given"
+            if core.version == 1
+            else "superseded"
+        )
+        await self._devices.audit(principal.org_id, principal.user_id, f"consent.{kind}",
+                                  f"{thread_id} {core.consent_id.hex()}v{core.version}",
+                                  self._clock.now_ms())  # fmt: skip
         await self._admission.changed(thread_id, principal.user_id)
         return record, index
 

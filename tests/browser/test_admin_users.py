@@ -81,7 +81,8 @@ def test_add_a_professional_set_a_role_and_disable_them(browser: Any, server: st
     refused = login_page(browser, server, "carl", CARL_PASSWORD)
     assert refused.text_content("#status") == "wrong username or password"
 
-    actions = anna.locator("#audit li").all_text_contents()
+    actions = [a for a in anna.locator("#audit li").all_text_contents()
+               if not a.split(" ", 1)[1].startswith("login")]  # fmt: skip
     assert [a.split(" ", 1)[1] for a in actions] == [
         "user.added carl",
         "user.roles carl consent-recorder,professional",

@@ -71,6 +71,12 @@ class Cast:
         return token
 
 
+def without_logins(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An audit trail's events but its logins (`login`, `login.refused`): every test user logs in,
+    and most tests look at what else happened."""
+    return [e for e in events if not e["action"].startswith("login")]
+
+
 def b64u(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 

@@ -248,6 +248,9 @@ async def test_expiry_cuts_everyone_off_without_anyone_acting(conference: Confer
     trail = await DeviceRepository(cast.app[ENGINE]).audit_trail(cast.org_b)
     expired = [e for e in trail if e.subject.endswith("koppi.consent_expired")]
     assert expired[0].action == "admission.consent_change" and expired[0].actor is None
+    ended = [e for e in trail if e.action == "consent.expired"]
+    consent = conference.consent.core
+    assert [e.subject for e in ended] == [f"{cast.thread} {consent.consent_id.hex()}v1"]
 
 
 async def test_a_new_version_that_covers_again_brings_the_professional_back(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
+from server.appkeys import ENGINE
+from server.repositories.devices import DeviceRepository
 from tests.server.conftest import PASSWORD, Cast
 
 
@@ -131,3 +133,14 @@ async def test_security_headers_on_pages(cast: Cast) -> None:
     assert r.status == 200
     assert "script-src 'self'" in r.headers["Content-Security-Policy"]
     assert '<form id="login"' in await r.text()
+
+
+async def test_logins_are_in_the_organisations_audit_trail(cast: Cast) -> None:
+    await cast.login("alice")
+    r = await cast.client.post("/api/login", json={"username": "alice", "password": "wrong one!"})
+    assert r.status == 401
+    r = await cast.client.post("/api/login", json={"username": "nobody", "password": "wrong one!"})
+    assert r.status == 401
+    trail = await DeviceRepository(cast.app[ENGINE]).audit_trail(cast.org_a)
+    logins = [(e.action, e.actor) for e in trail if e.action.startswith("login")]
+    assert logins == [("login", cast.users["alice"]), ("login.refused", cast.users["alice"])]

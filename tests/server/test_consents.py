@@ -24,7 +24,8 @@ from crypto.consent import (
 from crypto.identity import DeviceCert, TrustStore, device_id_of
 from crypto.primitives import KemKey, SigningKey, sha256
 from crypto.treehead import LogConfig, LogView
-from server.appkeys import TRANSLOG
+from server.appkeys import ENGINE, TRANSLOG
+from server.repositories.devices import DeviceRepository
 from tests.server.conftest import CLIENT_REF, LOG_KEY, Cast, b64u
 from tests.server.test_ghost_device import KELA_KEY, ROOT, Api, admit
 from tests.server.test_ws import connect, recv
@@ -130,6 +131,13 @@ async def test_a_consent_is_recorded_superseded_and_revoked_with_its_history(
         next_version(v2, recorded_at=3, recorder=v1.core.recorder, status="revoked",
                      revocation_channel="in-person"), recorder)  # fmt: skip
     assert (await post(cast, "alice", v3, 201))["version"] == 3
+    trail = await DeviceRepository(cast.app[ENGINE]).audit_trail(cast.org_a)
+    recorded = [(e.action, e.subject.split()[1]) for e in trail if e.action.startswith("consent.")]
+    cid = v1.core.consent_id.hex()
+    assert recorded == [
+        ("consent.given", f"{cid}v1"), ("consent.superseded", f"{cid}v2"),
+        ("consent.revoked", f"{cid}v3"),
+    ]  # fmt: skip
     # Final: nothing after a revocation; no rollback to an older version.
     v4 = sign_consent(next_version(v3, recorded_at=4, recorder=v1.core.recorder,
                                    status="active", revocation_channel=""), recorder)  # fmt: skip

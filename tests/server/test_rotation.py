@@ -16,7 +16,7 @@ from crypto.keyfile import seal_keyfile
 from crypto.primitives import KemKey, SigningKey
 from server.appkeys import CONFIG, TRANSLOG
 from server.cli import ROOT_KEY_NAME, _rotate_org
-from tests.server.conftest import Cast
+from tests.server.conftest import Cast, without_logins
 
 RNG = SeededRng("org-rotation")
 ROOT, KELA_KEY, NEW_KEY, STRANGER = (SigningKey.generate(RNG) for _ in range(4))
@@ -105,9 +105,9 @@ async def test_an_admin_requests_and_the_operator_completes_a_rotation(
     logged = OrgCert.decode(unb64u(state["current"]["org_cert"]))
     assert logged == request.sign(ROOT)
     _, trail = await call(cast, "anna", "GET", "/api/org/audit")
-    actions = [e["action"] for e in trail["events"]]
-    assert actions == ["org.rotation_requested", "org.key_rotated"]
-    assert {e["actor"] for e in trail["events"]} == {str(cast.users["anna"])}
+    events = without_logins(trail["events"])
+    assert [e["action"] for e in events] == ["org.rotation_requested", "org.key_rotated"]
+    assert {e["actor"] for e in events} == {str(cast.users["anna"])}
 
     # Certificates now need the new key; the retired key is refused.
     device_id, by_old = await enrolled_certificate(cast, KELA_KEY)
@@ -162,4 +162,4 @@ async def test_bad_rotation_requests_are_refused_and_nothing_is_stored(cast: Cas
     _, state = await call(cast, "anna", "GET", "/api/org/key")
     assert state["rotation_request"] is None
     _, trail = await call(cast, "anna", "GET", "/api/org/audit")
-    assert trail["events"] == []
+    assert without_logins(trail["events"]) == []
