@@ -57,6 +57,8 @@ HEAD_HASH_LEN = 32
 BASIS_CODES = frozenset({"consent", "legal-obligation", "public-task", "vital-interests"})
 
 BAD_LABEL = "koppi.bad_label"
+# A thread's default storage label (docs/protocol.md §7.1): what a sender's label starts as.
+LABEL_POLICIES = frozenset({"own-organisation", "all-may-store", "none"})
 LABEL_NOT_COVERED = "koppi.label_not_covered"
 UNSUPPORTED_VERSION = "koppi.unsupported_version"
 WRONG_THREAD = "koppi.wrong_thread"
@@ -122,6 +124,17 @@ class StorageLabel:
     def allowed_in(self, epoch: Epoch) -> bool:
         """Only organisations the epoch's consent covers and lets store content."""
         return self.organisations <= (epoch.coverage & epoch.may_store)
+
+
+def default_label(
+    policy: str, sender_org: bytes, may_store: frozenset[bytes], basis: str = "consent"
+) -> StorageLabel:
+    """The label a sender starts from under the thread's policy: only its own organisation, every
+    organisation the consent lets store, or none; always within the consent's may-store set."""
+    if policy not in LABEL_POLICIES:
+        raise MessageError("unknown label policy", code=BAD_LABEL)
+    orgs = {"own-organisation": {sender_org}, "all-may-store": may_store, "none": set()}[policy]
+    return StorageLabel(frozenset(orgs) & may_store, basis)
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,7 @@ def create_app(
             clock,
             AccountRepository(engine),
         )
-        app[THREADS] = ThreadService(threads, AccountRepository(engine), admission, clock)
+        app[THREADS] = ThreadService(threads, AccountRepository(engine), admission, clock, trail)
         app[EXPORTS] = ExportService(threads, admission, trail, clock)
         retention = RetentionService(
             threads,

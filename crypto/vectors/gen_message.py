@@ -419,6 +419,20 @@ def message_vectors() -> dict[str, Any]:
         replay_case("same-message-id-new-counter", [(first, False), (reencrypted, True)]),
     ]
 
+    kela, county, te = bytes([10]) * 16, bytes([11]) * 16, bytes([12]) * 16
+    may_store = frozenset({kela, county})
+    label_policies = []
+    for policy in sorted(m.LABEL_POLICIES):
+        for sender in (kela, te):
+            label = m.default_label(policy, sender, may_store)
+            label_policies.append({
+                "policy": policy, "sender_org": sender.hex(),
+                "may_store": sorted(o.hex() for o in may_store),
+                "organisations": sorted(o.hex() for o in label.organisations),
+            })  # fmt: skip
+    label_policies.append({"policy": "everyone", "sender_org": kela.hex(),
+                           "may_store": [kela.hex()], "expected_error": m.BAD_LABEL})  # fmt: skip
+
     return {
         "generated_by": "crypto/vectors/gen_message.py",
         "description": (
@@ -430,8 +444,11 @@ def message_vectors() -> dict[str, Any]:
             "sender_secret, key and nonce from the epoch's sender key. kind=pad_size: the padded "
             "length of content_length bytes; kind=pad: padded bytes. kind=open: open(epoch, "
             "message) gives `expected` or fails with expected_error. kind=replay: open each step's "
-            "message, then ReplayGuard.check it in order on one guard (is_duplicate_id or error)."
+            "message, then ReplayGuard.check it in order on one guard (is_duplicate_id or error). "
+            "`label_policies`: default_label(policy, sender_org, may_store) names `organisations` "
+            "(or fails with expected_error)."
         ),
+        "label_policies": label_policies,
         "devices": {name: _device_json(d) for name, d in devices.items()},
         "epochs": {
             name: {

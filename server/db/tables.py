@@ -97,6 +97,10 @@ class Thread(Base):
     rekey_due: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
     # Retention: when a member closed the thread, and when its messages were purged.
     closed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
+    # What a sender's storage label starts as (crypto.message.LABEL_POLICIES).
+    label_policy: Mapped[str] = mapped_column(
+        String(20), server_default="own-organisation", default="own-organisation"
+    )
     purged_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
 
 

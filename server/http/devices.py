@@ -10,7 +10,7 @@ import msgspec
 from aiohttp import web
 
 from crypto.fingerprint import fingerprint_hex, fingerprint_words
-from server.appkeys import COMMITS, MESSAGING, ORGS
+from server.appkeys import COMMITS, MESSAGING, ORGS, THREADS
 from server.db.tables import Device
 from server.errors import ApiError
 from server.http.api import parse, path_uuid, require_principal
@@ -193,6 +193,7 @@ async def thread(request: web.Request) -> web.Response:
             "thread": str(thread_id),
             "client_ref": client_ref,
             "purpose": purpose,
+            "label_policy": await request.app[THREADS].label_policy(thread_id),
             "epoch": epoch,
             "genesis": None if genesis is None else b64u_encode(genesis),
         }

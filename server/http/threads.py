@@ -119,3 +119,16 @@ async def close(request: web.Request) -> web.Response:
     thread_id = path_uuid(request, "thread_id", NOT_MEMBER)
     closed_at = await request.app[RETENTION].close(principal, thread_id)
     return web.json_response({"thread": str(thread_id), "closed_at": closed_at})
+
+
+class PolicyBody(msgspec.Struct, forbid_unknown_fields=True):
+    policy: Annotated[str, msgspec.Meta(max_length=20)]
+
+
+@routes.put("/api/threads/{thread_id}/label-policy")
+async def label_policy(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    thread_id = path_uuid(request, "thread_id", NOT_MEMBER)
+    body = await parse(request, PolicyBody)
+    await request.app[THREADS].set_label_policy(principal, thread_id, body.policy)
+    return web.json_response({"thread": str(thread_id), "label_policy": body.policy})

@@ -191,6 +191,17 @@ class ThreadRepository:
             )
             return [_delivery(r) for r in rows]
 
+    async def label_policy(self, thread_id: uuid.UUID) -> str:
+        async with self._engine.connect() as conn:
+            found = await conn.execute(select(Thread.label_policy).where(Thread.id == thread_id))
+            return str(found.scalar_one())
+
+    async def set_label_policy(self, thread_id: uuid.UUID, policy: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(Thread).where(Thread.id == thread_id).values(label_policy=policy)
+            )
+
     async def closed_among(self, thread_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         async with self._engine.connect() as conn:
             rows = await conn.execute(

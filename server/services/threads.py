@@ -11,10 +11,12 @@ from sqlalchemy.exc import IntegrityError
 
 from crypto.clock import Clock
 from crypto.consent import PURPOSES
+from crypto.message import LABEL_POLICIES
 from server.db.tables import Organisation, Thread
 from server.errors import ApiError
 from server.principal import Principal
 from server.repositories.accounts import AccountRepository
+from server.repositories.devices import DeviceRepository
 from server.repositories.threads import Member, ThreadRepository
 from server.services.admission import AdmissionService
 
@@ -28,8 +30,9 @@ class ThreadService:
         accounts: AccountRepository,
         admission: AdmissionService,
         clock: Clock,
+        trail: DeviceRepository,
     ) -> None:
-        self._threads, self._accounts = threads, accounts
+        self._threads, self._accounts, self._trail = threads, accounts, trail
         self._admission, self._clock = admission, clock
         # Called after a user joined a thread (websocket handler: subscribe their connections).
         self.on_joined: Callable[[uuid.UUID, uuid.UUID], Awaitable[None]] | None = None
@@ -55,6 +58,23 @@ class ThreadService:
                 409, "koppi.thread_exists", "this client already has a thread for that purpose"
             ) from None
         return thread.id
+
+    async def label_policy(self, thread_id: uuid.UUID) -> str:
+        """The thread's default storage label policy (callers checked membership)."""
+        return await self._threads.label_policy(thread_id)
+
+    async def set_label_policy(
+        self, principal: Principal, thread_id: uuid.UUID, policy: str
+    ) -> None:
+        """An admitted member sets what senders' labels start as; audited."""
+        await self._admission.require_admitted(principal, thread_id)
+        if policy not in LABEL_POLICIES:
+            raise ApiError(
+                400, "koppi.bad_label", f"policy: one of {', '.join(sorted(LABEL_POLICIES))}"
+            )
+        await self._threads.set_label_policy(thread_id, policy)
+        await self._trail.audit(principal.org_id, principal.user_id, "thread.label_policy",
+                                f"{thread_id} {policy}", self._clock.now_ms())  # fmt: skip
 
     async def organisations(self) -> list[Organisation]:
         """The deployment's active organisations, which a consent can name (any professional may

@@ -718,3 +718,21 @@ export async function consentBuild() {
     next: next.version === 2 && equalBytes(next.prevVersionHash, await signed.recordHash()),
   };
 }
+
+/** koppi-message.json's `label_policies`: a thread's default label, as the reference computes. */
+export async function labelPolicies() {
+  const doc = await load("koppi-message.json");
+  const failures = [];
+  for (const c of doc.label_policies) {
+    try {
+      const label = M.defaultLabel(c.policy, u(c.sender_org), new Set(c.may_store));
+      const got = label.organisations.map((o) => hex(o)).sort();
+      if (c.expected_error || JSON.stringify(got) !== JSON.stringify(c.organisations)) {
+        failures.push({ c, got });
+      }
+    } catch (e) {
+      if (e.code !== c.expected_error) failures.push({ c, error: e.code });
+    }
+  }
+  return { cases: doc.label_policies.length, failures };
+}

@@ -65,3 +65,8 @@ def test_consent_admission_rule_in_chromium(page: Any) -> None:
 def test_a_consent_built_and_signed_in_chromium_matches_the_reference(page: Any) -> None:
     result = page.evaluate("async () => (await import('/tests/browser/runner.js')).consentBuild()")
     assert result == {"core": True, "coreHash": True, "record": True, "next": True}
+
+
+def test_default_labels_in_chromium(page: Any) -> None:
+    result = page.evaluate("async () => (await import('/tests/browser/runner.js')).labelPolicies()")
+    assert result["cases"] == 7 and result["failures"] == []

@@ -526,3 +526,17 @@ def test_vectors_cover_every_rule() -> None:
         "koppi.decode",
     ):
         assert c in errors, c
+
+
+@pytest.mark.parametrize("case", VF.doc["label_policies"], ids=lambda c: c["policy"])
+def test_vector_label_policy(case: dict[str, Any]) -> None:
+    """A thread's default label, as both twins compute it (the browser runs the same table)."""
+    may_store = frozenset(bytes.fromhex(o) for o in case["may_store"])
+    sender = bytes.fromhex(case["sender_org"])
+    if "expected_error" in case:
+        with pytest.raises(KoppiError) as exc:
+            m.default_label(case["policy"], sender, may_store)
+        assert exc.value.code == case["expected_error"]
+        return
+    label = m.default_label(case["policy"], sender, may_store)
+    assert sorted(o.hex() for o in label.organisations) == case["organisations"]

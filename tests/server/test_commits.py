@@ -159,6 +159,7 @@ async def test_commits_extend_the_head_in_order_and_their_heads_are_logged(cast:
         "thread": str(cast.thread),
         "client_ref": CLIENT_REF.hex(),
         "purpose": "rehabilitation-planning",
+        "label_policy": "own-organisation",
         "epoch": 1,
         "genesis": b64u(g.encode()),
     }

@@ -68,3 +68,24 @@ async def test_export_is_for_admitted_members_and_checks_its_parameters(cast: Ca
         assert r.status == 400 and (await r.json())["error"]["code"] == "koppi.bad_request"
     r = await cast.client.get(f"/api/threads/{uuid.uuid4()}/export", headers=alice.headers)
     assert r.status == 403
+
+
+async def test_the_threads_default_label_policy(cast: Cast) -> None:
+    alice = await Api.of(cast, "alice")
+    thread = f"/api/threads/{cast.thread}"
+    assert (await alice.get(thread))["label_policy"] == "own-organisation"
+    r = await cast.client.put(f"{thread}/label-policy", json={"policy": "all-may-store"},
+                              headers=alice.headers)  # fmt: skip
+    assert r.status == 200
+    assert (await (await Api.of(cast, "bob")).get(thread))["label_policy"] == "all-may-store"
+    r = await cast.client.put(f"{thread}/label-policy", json={"policy": "everyone"},
+                              headers=alice.headers)  # fmt: skip
+    assert r.status == 400 and (await r.json())["error"]["code"] == "koppi.bad_label"
+    mallory = await Api.of(cast, "mallory")
+    r = await cast.client.put(f"{thread}/label-policy", json={"policy": "none"},
+                              headers=mallory.headers)  # fmt: skip
+    assert r.status == 403
+    trail = await DeviceRepository(cast.app[ENGINE]).audit_trail(cast.org_a)
+    assert [e.subject for e in trail if e.action == "thread.label_policy"] == [
+        f"{cast.thread} all-may-store"
+    ]

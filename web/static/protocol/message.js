@@ -21,6 +21,23 @@ export class MessageError extends RemoteProtocolError {}
 
 const fail = (message, code) => new MessageError(message, code);
 
+export const LABEL_POLICIES = new Set(["own-organisation", "all-may-store", "none"]);
+
+/**
+ * The label a sender starts from under the thread's policy (docs/protocol.md §7.1): only its own
+ * organisation, every organisation the consent lets store, or none; always within `mayStore`
+ * (a Set of hex org ids).
+ */
+export function defaultLabel(policy, senderOrg, mayStore, basis = "consent") {
+  if (!LABEL_POLICIES.has(policy)) throw fail("unknown label policy", "koppi.bad_label");
+  const hexOf = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  const own = hexOf(senderOrg);
+  const wanted = { "own-organisation": [own], "all-may-store": [...mayStore], none: [] }[policy];
+  const orgs = wanted.filter((o) => mayStore.has(o)).sort()
+    .map((o) => Uint8Array.from(o.match(/../g), (x) => parseInt(x, 16)));
+  return new StorageLabel(orgs, basis);
+}
+
 /** Which organisations may store a message's content, and on what basis (a policy tag). */
 export class StorageLabel {
   constructor(organisations, basis, retentionDays = 0) {
