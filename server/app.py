@@ -58,7 +58,7 @@ from server.repositories.translog import LogRepository
 from server.services.admission import AdmissionService
 from server.services.auditlog import AuditCheckpoints
 from server.services.auth import AuthService, HashCost
-from server.services.commits import CommitService, log_commit_head
+from server.services.commits import CommitService
 from server.services.consents import ConsentService
 from server.services.export import ExportService
 from server.services.messaging import MessagingService
@@ -130,7 +130,7 @@ def create_app(
             await translog.sign_head()  # so that the first head already covers this release
         app[ORGS] = OrganisationService(trail, translog, clock)
         app[USERS] = UserService(AccountRepository(engine), auth, trail, clock)
-        app[COMMITS] = CommitService(messaging, admission, trail, threads)
+        app[COMMITS] = CommitService(messaging, admission, trail, threads, clock)
         app[CONSENTS] = ConsentService(
             ConsentRepository(engine),
             trail,
@@ -162,7 +162,7 @@ def create_app(
             checkpoints.start()
         if translog is not None:
             await app[COMMITS].log_missing_heads(translog)
-            messaging.on_commit = functools.partial(log_commit_head, translog)
+        messaging.on_commit = functools.partial(app[COMMITS].sequenced, translog)
         yield
         await retention.stop()
         await admission.stop()

@@ -16,9 +16,11 @@ import uuid
 
 import structlog
 
-from crypto.commit import Commit, CommitCore, Genesis, RosterEntry
+from crypto.clock import Clock
+from crypto.commit import REMOVE, Commit, CommitCore, Genesis, RosterEntry
 from crypto.errors import KoppiError
 from crypto.logentries import CommitHead
+from server.db.tables import AuditEvent
 from server.errors import ApiError
 from server.principal import Principal
 from server.repositories.devices import DeviceRepository
@@ -39,9 +41,10 @@ class CommitService:
         admission: AdmissionService,
         devices: DeviceRepository,
         threads: ThreadRepository,
+        clock: Clock,
     ) -> None:
         self._messaging, self._admission = messaging, admission
-        self._devices, self._threads = devices, threads
+        self._devices, self._threads, self._clock = devices, threads, clock
 
     async def submit(
         self,
@@ -131,6 +134,30 @@ class CommitService:
                     "koppi.roster_refused",
                     f"device {entry.device_id.hex()[:16]} is not an approved device of a member",
                 )
+
+    async def sequenced(self, translog: TransparencyLog | None, envelope: NewEnvelope) -> None:
+        """After a commit's transaction, before its ack: its head to the transparency log, and
+        the new epoch (with every removal it makes) to the committer's organisation's trail."""
+        assert envelope.commit is not None
+        if translog is not None:
+            await log_commit_head(translog, envelope.thread_id, envelope.commit)
+        core = Commit.decode(envelope.body).core
+        member = (await self._admission.access(envelope.thread_id)).members.get(
+            envelope.sender_user
+        )
+        if member is None:
+            return
+        thread, now = envelope.thread_id, self._clock.now_ms()
+        events = [
+            AuditEvent(org_id=member.org_id, actor=member.user_id, action="thread.committed",
+                       subject=f"{thread} epoch {core.epoch}", at=now)
+        ] + [
+            AuditEvent(org_id=member.org_id, actor=member.user_id, action="member.removed",
+                       subject=f"{thread} {c.device_id.hex()[:32]} {c.reason}", at=now)
+            for c in core.changes
+            if c.kind == REMOVE
+        ]  # fmt: skip
+        await self._devices.audit_many(events)
 
     async def genesis(
         self, principal: Principal, thread_id: uuid.UUID

@@ -31,7 +31,6 @@ from server.metrics import Metrics
 from server.principal import Principal
 from server.repositories.threads import (
     DuplicateEnvelope,
-    HeadAdvance,
     NewEnvelope,
     ThreadRepository,
 )
@@ -101,7 +100,7 @@ class MessagingService:
         self._writer: asyncio.Task[None] | None = None
         # Called for each newly sequenced commit, after its transaction and before its ack: the
         # transparency log records the thread's new head (docs/protocol.md §4 "Commit head").
-        self.on_commit: Callable[[uuid.UUID, HeadAdvance], Awaitable[None]] | None = None
+        self.on_commit: Callable[[NewEnvelope], Awaitable[None]] | None = None
         # Threads whose head roster holds a revoked device: messages wait for the next commit.
         self._fenced: set[uuid.UUID] = set()
 
@@ -343,9 +342,9 @@ class MessagingService:
             self._fenced.discard(p.envelope.thread_id)  # its roster passed the check: unfenced
             if self.on_commit is not None:
                 try:
-                    await self.on_commit(p.envelope.thread_id, head)
-                except Exception as e:  # sequenced all the same; logged at the next start
-                    log.error("commit_head.log_failed", error=type(e).__name__)
+                    await self.on_commit(p.envelope)
+                except Exception as e:  # sequenced all the same; its head logged at next start
+                    log.error("commit.after_failed", error=type(e).__name__)
         answers = {id(p): outcome for p, outcome in results}
         for p in live:
             if p.done.done():

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import ClientWebSocketResponse
 
 from bench.seeding import RECORDER as SEED_RECORDER
-from crypto.commit import Commit, CommitCore, Genesis, RosterEntry
+from crypto.commit import REMOVE, Change, Commit, CommitCore, Genesis, RosterEntry
 from crypto.consent import next_version, sign_consent
 from crypto.logentries import CommitHead
 from server.appkeys import ADMISSION, AUTH, COMMITS, ENGINE, MESSAGING, TRANSLOG
@@ -372,3 +372,24 @@ async def test_a_commit_cites_the_threads_current_consent_in_force(cast: Cast) -
     c1 = commit(cast, 1, c0.hash, ["alice", "bob"], evidence=v2.core.core_hash)
     await alice.send_json(frame(cast, c1))
     assert (await recv(alice, "ack"))["seq"] == 2
+
+
+async def test_every_new_epoch_and_removal_is_in_the_committers_audit_trail(cast: Cast) -> None:
+    alice = await connect(cast, "alice")
+    g = genesis(cast)
+    c0 = commit(cast, 0, g.hash, ["alice", "bob"])
+    await alice.send_json(frame(cast, c0, g))
+    await recv(alice, "ack")
+    c1 = commit(cast, 1, c0.hash, ["alice"],
+                changes=(Change(D["bob"], REMOVE, "consent-narrowed"),))  # fmt: skip
+    await alice.send_json(frame(cast, c1))
+    await recv(alice, "ack")
+    trail = await DeviceRepository(cast.app[ENGINE]).audit_trail(cast.org_a)
+    events = [(e.action, e.subject) for e in trail if e.action in ("thread.committed",
+                                                                   "member.removed")]  # fmt: skip
+    assert events == [
+        ("thread.committed", f"{cast.thread} epoch 0"),
+        ("thread.committed", f"{cast.thread} epoch 1"),
+        ("member.removed", f"{cast.thread} {D['bob'].hex()[:32]} consent-narrowed"),
+    ]
+    assert {e.actor for e in trail if e.action == "thread.committed"} == {cast.users["alice"]}
