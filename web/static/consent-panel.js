@@ -140,13 +140,11 @@ function fillRecordForm(orgs) {
 
 async function recorder() {
   const keys = await (await KeyStore.open()).deviceKeys();
-  return { key: keys.signing, id: await deviceIdOf(keys.signingPublic) };
+  return { keys, id: await deviceIdOf(keys.signingPublic) };
 }
 
-async function submit(fields) {
-  const me = await recorder();
-  const core = CS.buildConsentCore({ ...fields, recorder: me.id, recordedAt: now() });
-  const record = await CS.signConsent(core, me.key);
+async function submit(core, me) {
+  const record = await CS.signConsent(core, me.keys);
   await api("POST", `/api/threads/${threadId}/consents`, { record: b64u(record.raw) });
 }
 
@@ -158,31 +156,31 @@ async function recordFirst(form) {
     Uint8Array.from(id.match(/../g), (x) => parseInt(x, 16)), mayStore.has(id), "consent", [], "", "",
     whole.has(id)));
   const text = new TextEncoder().encode($("information-text").textContent.replace(/\s+/g, " ").trim());
-  await submit({
-    consentId: crypto.getRandomValues(new Uint8Array(16)), version: 1, prevVersionHash: new Uint8Array(),
+  const me = await recorder();
+  await submit(CS.buildConsentCore({
+    recorder: me.id, recordedAt: now(), consentId: crypto.getRandomValues(new Uint8Array(16)), version: 1, prevVersionHash: new Uint8Array(),
     clientRef: Uint8Array.from(thread.client_ref.match(/../g), (x) => parseInt(x, 16)), purpose: thread.purpose,
     organisations, dataCategories: checked("category"), validFrom: now() - 60,
     validUntil: endOfDay(form.elements.until.value), status: "active", disclosureBasis: "consent",
     howObtained: form.elements.obtained.value, infoTextHash: await sha256(text),
     detailsHash: new Uint8Array(), revocationChannel: "",
-  });
+  }), me);
 }
 
 async function supersede(form) {
   const keep = new Set([...form.querySelectorAll("input[name=keep]:checked")].map((i) => i.value));
   const me = await recorder();
-  const fields = await CS.nextVersionFields(current, {
+  await submit(await CS.nextVersion(current, {
     recordedAt: now(), recorder: me.id, validUntil: endOfDay(form.elements.until.value),
     organisations: current.core.organisations.filter((o) => keep.has(hex(o.orgId))),
-  });
-  await submit(fields);
+  }), me);
 }
 
 async function revoke(form) {
   const me = await recorder();
-  await submit(await CS.nextVersionFields(current, {
+  await submit(await CS.nextVersion(current, {
     recordedAt: now(), recorder: me.id, status: "revoked", revocationChannel: form.elements.channel.value,
-  }));
+  }), me);
 }
 
 for (const [id, action, done] of [["record-consent", recordFirst, "Consent recorded."],
