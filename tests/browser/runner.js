@@ -692,12 +692,18 @@ export async function consentAdmissions() {
   return { cases: doc.admissions.length, failures };
 }
 
-/** koppi-consent.json's `record`: a core built from its fields, then signed, byte for byte. */
+/**
+ * koppi-consent.json's `record`, built from its fields and signed, byte for byte; then the next
+ * versions of its `v1-v2-v3-revoked` case (one organisation dropped, then withdrawn by phone),
+ * which Python built with `next_version`. Returns the names of the checks that failed.
+ */
 export async function consentBuild() {
-  const { record } = await load("koppi-consent.json");
+  const doc = await load("koppi-consent.json");
+  const { record } = doc;
   const f = record.fields;
+  const [, v2Want, v3Want] = doc.cases.find((c) => c.name === "v1-v2-v3-revoked").records;
   const recorder = await P.SigningKey.fromSeed(u(record.recorder_seed));
-  const core = CS.buildConsentCore({
+  const fields = {
     consentId: u(f.consent_id), version: f.version, prevVersionHash: new Uint8Array(),
     clientRef: u(f.client_ref), purpose: f.purpose,
     organisations: f.organisations.map((o) => new CoveredOrganisation(
@@ -707,16 +713,39 @@ export async function consentBuild() {
     infoTextHash: u(f.info_text_hash), detailsHash: u(f.details_hash),
     recorder: await ID.deviceIdOf(recorder.public), recordedAt: f.recorded_at,
     revocationChannel: f.revocation_channel,
-  });
-  const signed = await CS.signConsent(core, recorder);
-  const next = CS.buildConsentCore(await CS.nextVersionFields(signed, {
-    recordedAt: f.recorded_at + 1, recorder: core.recorder, status: "revoked",
-    revocationChannel: "phone" }));
-  return {
-    core: hex(core.raw) === record.core, coreHash: hex(await core.coreHash()) === record.core_hash,
-    record: hex(signed.raw) === record.record,
-    next: next.version === 2 && equalBytes(next.prevVersionHash, await signed.recordHash()),
   };
+  const failures = [];
+  let cases = 0;
+  const check = (name, ok) => {
+    cases += 1;
+    if (!ok) failures.push(name);
+  };
+  const core = CS.buildConsentCore(fields);
+  check("core", hex(core.raw) === record.core);
+  check("core hash", hex(await core.coreHash()) === record.core_hash);
+  // The organisations and categories are sets: any order given, the reference's bytes.
+  const shuffled = CS.buildConsentCore({ ...fields, organisations: [...fields.organisations].reverse(),
+    dataCategories: [...fields.dataCategories].reverse().concat(fields.dataCategories[0]) });
+  check("order given", hex(shuffled.raw) === record.core);
+  const v1 = await CS.signConsent(core, recorder);
+  check("record", hex(v1.raw) === record.record);
+  const te = u("2000000000000000000000000000000c");
+  const v2 = await CS.signConsent(await CS.nextVersion(v1, { recordedAt: f.recorded_at + 100,
+    recorder: core.recorder, organisations: core.organisations.filter((o) => !equalBytes(o.orgId, te)) }),
+  recorder);
+  check("v2", hex(v2.raw) === v2Want);
+  const v3 = await CS.signConsent(await CS.nextVersion(v2, { recordedAt: f.recorded_at + 200,
+    recorder: core.recorder, status: "revoked", revocationChannel: "phone" }), recorder);
+  check("v3", hex(v3.raw) === v3Want);
+  const other = await P.SigningKey.fromSeed(new Uint8Array(32).fill(7));
+  const outcome = async (fn) => { try { await fn(); return "ok"; } catch (e) { return e.code ?? String(e); } };
+  check("signed by another device",
+    await outcome(() => CS.signConsent(core, other)) === "koppi.wrong_recorder");
+  // "Whitespace alone counts as empty" as Python's str.strip() has it, not JavaScript's trim().
+  const org = (statute) => () => new CoveredOrganisation(te, false, "consent", [], statute, "");
+  check("NEL is whitespace", await outcome(org("\x85")) === "ok");
+  check("BOM is not", await outcome(org("\ufeff")) === "koppi.bad_consent");
+  return { cases, failures };
 }
 
 /** koppi-message.json's `label_policies`: a thread's default label, as the reference computes. */

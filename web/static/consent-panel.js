@@ -1,12 +1,15 @@
 // A thread's consent panel: who the client's consent covers, until when, on what basis, and its
 // history; and, for a professional whose device holds the consent-recorder role, the actions to
 // record, supersede and withdraw it. Each version is built and signed here, with this browser's
-// device key (docs/protocol.md §6); the server checks it and enforces admission from it.
-// Everything shown is text (textContent), never HTML.
+// device key (docs/protocol.md §6); the server checks it and enforces admission from it, and its
+// refusal is shown as its error code. Everything shown is text (textContent), never HTML.
+// The versions shown are checked against the chain rules (ConsentBook), not yet against the log:
+// the server verified each signature and recorder; checking them here waits for a TrustStore fed
+// by this page. Organisation names are the server's (GET /api/organisations).
 
 import { KeyStore } from "/static/protocol/keystore.js";
 import { deviceIdOf } from "/static/protocol/identity.js";
-import { hex, sha256 } from "/static/protocol/encoding.js";
+import { hex, sha256, unhex } from "/static/protocol/encoding.js";
 import * as CS from "/static/protocol/consent.js";
 import { api, b64u, el, unb64u, uuidBytes } from "/static/app-common.js";
 
@@ -14,8 +17,11 @@ const panel = document.getElementById("consent-panel");
 const threadId = panel.dataset.thread;
 const $ = (id) => document.getElementById(id);
 const now = () => Math.floor(Date.now() / 1000);
-const day = (seconds) => new Date(seconds * 1000).toLocaleDateString("fi-FI", { timeZone: "Europe/Helsinki" });
-const HELSINKI = new Intl.DateTimeFormat("en-CA", { timeZone: "Europe/Helsinki", hourCycle: "h23",
+const TZ = "Europe/Helsinki";
+const day = (s) => new Date(s * 1000).toLocaleDateString("fi-FI", { timeZone: TZ });
+const when = (s) => new Date(s * 1000).toLocaleString("fi-FI", { timeZone: TZ, dateStyle: "short",
+  timeStyle: "short" });
+const HELSINKI = new Intl.DateTimeFormat("en-CA", { timeZone: TZ, hourCycle: "h23",
   year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
 /** The wall-clock time in Helsinki of an instant, read as if it were UTC (ms). */
@@ -24,29 +30,35 @@ function helsinkiWall(ms) {
   return Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second);
 }
 
-/** The last second of a calendar day in Helsinki, where the consent's dates are kept. */
+/** The last second of a calendar day (yyyy-mm-dd) in Helsinki, where the consent's dates are kept. */
 function endOfDay(value) {
   const wall = Date.parse(`${value}T23:59:59Z`);
   return Math.floor((wall - (helsinkiWall(wall) - wall)) / 1000);
 }
 const isoDay = (seconds) => new Date(helsinkiWall(seconds * 1000)).toISOString().slice(0, 10);
+
 const EVENTS = { given: "given", superseded: "replaced by a new version", revoked: "withdrawn",
   expired: "ended" };
 const STATES = { active: "In force", expired: "Ended", revoked: "Withdrawn", pending: "Not yet in force" };
+const OBTAINED = { written: "in writing", electronic: "electronically", "oral-recorded": "orally, recorded" };
+const CHANNELS = { "in-person": "in person", phone: "by phone", written: "in writing",
+  electronic: "electronically" };
 
-let thread, names, book, current;
+let thread, orgs, book, consents, current;
+const nameOf = (orgId) => orgs.find((o) => o.key === hex(orgId))?.name ?? `organisation ${hex(orgId)}`;
 
 async function load() {
   thread = await api("GET", `/api/threads/${threadId}`);
-  const orgs = (await api("GET", "/api/organisations")).organisations;
-  names = new Map(orgs.map((o) => [hex(uuidBytes(o.id)), o.name]));
+  orgs = (await api("GET", "/api/organisations")).organisations
+    .map((o) => ({ ...o, key: hex(uuidBytes(o.id)) }));
   const listed = (await api("GET", `/api/threads/${threadId}/consents`)).consents;
   book = new CS.ConsentBook();
   for (const c of listed) await book.accept(CS.ConsentRecord.decode(unb64u(c.record)));
-  // The thread's current consent: the latest version of the consent given last.
-  const firsts = listed.filter((c) => c.version === 1).sort((a, b) => a.recorded_at - b.recorded_at);
-  current = firsts.length ? book.latest(unb64u(firsts[firsts.length - 1].consent_id)) : null;
-  render(orgs);
+  // The thread's consents, the one given last first; its latest version is the current one.
+  consents = listed.filter((c) => c.version === 1).sort((a, b) => b.recorded_at - a.recorded_at)
+    .map((c) => unb64u(c.consent_id));
+  current = consents.length ? book.latest(consents[0]) : null;
+  render();
 }
 
 function state(core) {
@@ -55,133 +67,168 @@ function state(core) {
   return now() < core.validFrom ? "pending" : "active";
 }
 
-function render(orgs) {
-  const details = $("consent-details");
-  const rows = $("consent-organisations").tBodies[0];
-  for (const node of [details, rows, $("consent-exceptions"), $("consent-history")]) node.replaceChildren();
-  const inForce = current && ["active", "pending"].includes(state(current.core));
-  $("record-consent").hidden = Boolean(inForce);
+function render() {
+  for (const id of ["consent-details", "consent-exceptions", "consent-history"]) $(id).replaceChildren();
+  $("consent-organisations").tBodies[0].replaceChildren();
+  const inForce = Boolean(current) && ["active", "pending"].includes(state(current.core));
+  $("record-consent").hidden = inForce;
   $("supersede-consent").hidden = !inForce;
   $("revoke-consent").hidden = !inForce;
+  $("consent-receipts").hidden = !current;
+  if (!inForce) fillRecordForm();
   if (!current) {
     $("consent-status").textContent = "No consent recorded yet: nobody takes part in this thread until one is.";
-    fillRecordForm(orgs);
     panel.dataset.version = "0";
+    panel.dataset.state = "none";
     return;
   }
   const core = current.core;
-  $("consent-status").textContent = `${STATES[state(core)]} (version ${core.version})`;
   panel.dataset.version = String(core.version);
   panel.dataset.state = state(core);
-  for (const [term, value] of [["Purpose", core.purpose], ["Valid", `${day(core.validFrom)} – ${day(core.validUntil)}`],
-    ["Disclosure basis", core.disclosureBasis], ["Given", core.howObtained],
-    ["Information", core.dataCategories.join(", ")]]) {
-    details.append(el("dt", term), el("dd", value));
-  }
+  $("consent-status").textContent = `${STATES[state(core)]} (version ${core.version})`;
+  renderDetails(core);
+  renderOrganisations(core);
+  renderHistory();
+  const base = `/api/threads/${threadId}/consents/${b64u(core.consentId)}`;
+  for (const lang of ["fi", "sv", "en"]) $(`receipt-${lang}`).href = `${base}/receipt?lang=${lang}`;
+  $("consent-fhir").href = `${base}/fhir`;
+  if (inForce) fillSupersedeForm(core);
+}
+
+function renderDetails(core) {
+  const rows = [["Purpose", core.purpose], ["Valid", `${day(core.validFrom)} – ${day(core.validUntil)}`],
+    ["Disclosure basis", core.disclosureBasis], ["Given", OBTAINED[core.howObtained] ?? core.howObtained],
+    ["Information", core.dataCategories.join(", ") || "none named"],
+    ["Recorded", `${when(core.recordedAt)} by device ${hex(core.recorder).slice(0, 16)}`]];
+  if (core.status === "revoked") rows.push(["Withdrawn", CHANNELS[core.revocationChannel]]);
+  for (const [term, value] of rows) $("consent-details").append(el("dt", term), el("dd", value));
+}
+
+function renderOrganisations(core) {
   for (const o of core.organisations) {
-    const name = names.get(hex(o.orgId)) ?? hex(o.orgId);
-    if (o.statute) {
-      $("consent-exceptions").append(el("li", `${name}: ${o.statute}. Justification: ${o.justification}`));
-      continue;
-    }
     const row = el("tr");
-    row.append(el("td", name), el("td", o.roles.join(", ") || "every role"),
+    row.append(el("td", nameOf(o.orgId)), el("td", o.roles.join(", ") || "every role"),
       el("td", o.mayStore ? "yes" : "no"), el("td", o.fullHistory ? "from the start" : "from admission"),
-      el("td", o.processingBasis));
-    rows.append(row);
+      el("td", o.processingBasis), el("td", o.statute ? `by law (exception): ${o.statute}` : "the client's consent"));
+    $("consent-organisations").tBodies[0].append(row);
+    if (o.statute) {
+      $("consent-exceptions").append(el("li", `${nameOf(o.orgId)}: ${o.statute}. Justification: ${o.justification}`));
+    }
   }
   if (!$("consent-exceptions").children.length) {
     $("consent-exceptions").append(el("li", "None: the client's consent covers every organisation."));
   }
-  for (const e of book.history(core.consentId, now())) {
-    $("consent-history").append(el("li", `${day(e.at)}: ${EVENTS[e.kind]} (version ${e.version})`));
-  }
-  const base = `/api/threads/${threadId}/consents/${b64u(core.consentId)}`;
-  for (const lang of ["fi", "sv", "en"]) $(`receipt-${lang}`).href = `${base}/receipt?lang=${lang}`;
-  $("consent-fhir").href = `${base}/fhir`;
-  const keep = $("keep-organisations");
-  keep.replaceChildren(keep.firstElementChild);
-  for (const o of core.organisations) {
-    const box = el("input", undefined, { type: "checkbox", name: "keep", value: hex(o.orgId) });
-    box.checked = true;
-    const label = el("label");
-    label.append(box, ` ${names.get(hex(o.orgId)) ?? hex(o.orgId)}`);
-    keep.append(label);
-  }
-  $("supersede-consent").elements.until.value = isoDay(core.validUntil);
-  if (!inForce) fillRecordForm(orgs);
 }
 
-function fillRecordForm(orgs) {
+/** Each of the thread's consents, the current one first: its whole life, version by version. */
+function renderHistory() {
+  for (const id of consents) {
+    const events = book.history(id, now());
+    const list = el("ol");
+    for (const e of events) list.append(el("li", `${when(e.at)}: ${EVENTS[e.kind]} (version ${e.version})`));
+    $("consent-history").append(el("h3", `Consent given ${day(events[0].at)}`), list);
+  }
+}
+
+function checkbox(name, value, text, checked = false) {
+  const box = el("input", undefined, { type: "checkbox", name, value });
+  box.checked = checked;
+  const label = el("label");
+  label.append(box, ` ${text}`);
+  return label;
+}
+
+function field(text, control) {
+  const label = el("label", `${text} `);
+  label.append(control);
+  return label;
+}
+
+function fillRecordForm() {
   const box = $("record-organisations");
   box.replaceChildren(box.firstElementChild);
   for (const o of orgs) {
-    const id = hex(uuidBytes(o.id));
-    const covered = el("input", undefined, { type: "checkbox", name: "org", value: id });
-    const store = el("input", undefined, { type: "checkbox", name: "store", value: id });
-    const whole = el("input", undefined, { type: "checkbox", name: "history", value: id });
-    const a = el("label");
-    a.append(covered, ` ${o.name}`);
-    const b = el("label");
-    b.append(store, " may store in its own records");
-    const c = el("label");
-    c.append(whole, " may read earlier messages");
-    box.append(el("div"));
-    box.lastChild.append(a, " ", b, " ", c);
+    const group = el("fieldset", undefined, { "data-org": o.key });
+    group.append(el("legend", o.name), checkbox("org", o.key, "Named in this consent"),
+      checkbox("store", o.key, "May store in its own records"),
+      checkbox("history", o.key, "May read the thread from its start"));
+    const basis = el("select", undefined, { name: "basis" });
+    for (const b of CS.PROCESSING_BASES) basis.append(el("option", b, { value: b }));
+    basis.value = "consent";
+    const byLaw = el("details");
+    byLaw.append(el("summary", "Admitted by law instead of the client's consent"),
+      field("Provision", el("input", undefined, { name: "statute", maxlength: "200" })),
+      field("Justification", el("textarea", undefined, { name: "justification", maxlength: "2000", rows: "3" })));
+    group.append(field("Processing basis", basis), byLaw);
+    box.append(group);
   }
   const cats = $("record-categories");
   cats.replaceChildren(cats.firstElementChild);
-  for (const c of CS.DATA_CATEGORIES) {
-    const label = el("label");
-    label.append(el("input", undefined, { type: "checkbox", name: "category", value: c }), ` ${c} `);
-    cats.append(label);
+  for (const c of CS.DATA_CATEGORIES) cats.append(checkbox("category", c, c));
+}
+
+function fillSupersedeForm(core) {
+  const keep = $("keep-organisations");
+  keep.replaceChildren(keep.firstElementChild);
+  for (const o of core.organisations) keep.append(checkbox("keep", hex(o.orgId), nameOf(o.orgId), true));
+  $("supersede-consent").elements.until.value = isoDay(core.validUntil);
+}
+
+/** This browser's device keys; never made here (enrolling is /devices' job). */
+async function deviceKeys() {
+  const store = await KeyStore.open();
+  try {
+    const keys = await store.get("keys", "device");
+    if (!keys) throw new Error("this browser holds no device keys: enrol it at /devices first");
+    return keys;
+  } finally {
+    store.close();
   }
 }
 
-async function recorder() {
-  const keys = await (await KeyStore.open()).deviceKeys();
-  return { key: keys.signing, id: await deviceIdOf(keys.signingPublic) };
-}
-
-async function submit(fields) {
-  const me = await recorder();
-  const core = CS.buildConsentCore({ ...fields, recorder: me.id, recordedAt: now() });
-  const record = await CS.signConsent(core, me.key);
+/** Sign a core built by `build(recorder, recordedAt)` with this device's key, and record it. */
+async function submit(build) {
+  const keys = await deviceKeys();
+  const core = await build(await deviceIdOf(keys.signingPublic), now());
+  const record = await CS.signConsent(core, keys);
   await api("POST", `/api/threads/${threadId}/consents`, { record: b64u(record.raw) });
 }
 
+/** One organisation's entry from its fieldset in the record form (every role admitted). */
+function coveredFrom(group) {
+  const value = (selector) => group.querySelector(selector).value.trim();
+  const checked = (name) => group.querySelector(`input[name=${name}]`).checked;
+  return new CS.CoveredOrganisation(unhex(group.dataset.org), checked("store"), value("select[name=basis]"),
+    [], value("input[name=statute]"), value("textarea[name=justification]"), checked("history"));
+}
+
 async function recordFirst(form) {
-  const checked = (name) => [...form.querySelectorAll(`input[name=${name}]:checked`)].map((i) => i.value);
-  const mayStore = new Set(checked("store"));
-  const whole = new Set(checked("history"));
-  const organisations = checked("org").map((id) => new CS.CoveredOrganisation(
-    Uint8Array.from(id.match(/../g), (x) => parseInt(x, 16)), mayStore.has(id), "consent", [], "", "",
-    whole.has(id)));
+  const organisations = [...form.querySelectorAll("fieldset[data-org]")]
+    .filter((g) => g.querySelector("input[name=org]").checked).map(coveredFrom);
+  const categories = [...form.querySelectorAll("input[name=category]:checked")].map((i) => i.value);
   const text = new TextEncoder().encode($("information-text").textContent.replace(/\s+/g, " ").trim());
-  await submit({
+  const infoTextHash = await sha256(text);
+  await submit((recorder, recordedAt) => CS.buildConsentCore({
     consentId: crypto.getRandomValues(new Uint8Array(16)), version: 1, prevVersionHash: new Uint8Array(),
-    clientRef: Uint8Array.from(thread.client_ref.match(/../g), (x) => parseInt(x, 16)), purpose: thread.purpose,
-    organisations, dataCategories: checked("category"), validFrom: now() - 60,
-    validUntil: endOfDay(form.elements.until.value), status: "active", disclosureBasis: "consent",
-    howObtained: form.elements.obtained.value, infoTextHash: await sha256(text),
-    detailsHash: new Uint8Array(), revocationChannel: "",
-  });
+    clientRef: unhex(thread.client_ref), purpose: thread.purpose, organisations,
+    // A minute's slack for a server clock behind this one, which would find it not yet valid.
+    dataCategories: categories, validFrom: recordedAt - 60, validUntil: endOfDay(form.elements.until.value),
+    status: "active", disclosureBasis: "consent", howObtained: form.elements.obtained.value, infoTextHash,
+    detailsHash: new Uint8Array(), recorder, recordedAt, revocationChannel: "",
+  }));
 }
 
 async function supersede(form) {
   const keep = new Set([...form.querySelectorAll("input[name=keep]:checked")].map((i) => i.value));
-  const me = await recorder();
-  const fields = await CS.nextVersionFields(current, {
-    recordedAt: now(), recorder: me.id, validUntil: endOfDay(form.elements.until.value),
+  await submit((recorder, recordedAt) => CS.nextVersion(current, {
+    recorder, recordedAt, validUntil: endOfDay(form.elements.until.value),
     organisations: current.core.organisations.filter((o) => keep.has(hex(o.orgId))),
-  });
-  await submit(fields);
+  }));
 }
 
 async function revoke(form) {
-  const me = await recorder();
-  await submit(await CS.nextVersionFields(current, {
-    recordedAt: now(), recorder: me.id, status: "revoked", revocationChannel: form.elements.channel.value,
+  await submit((recorder, recordedAt) => CS.nextVersion(current, {
+    recorder, recordedAt, status: "revoked", revocationChannel: form.elements.channel.value,
   }));
 }
 
@@ -190,11 +237,15 @@ for (const [id, action, done] of [["record-consent", recordFirst, "Consent recor
   ["revoke-consent", revoke, "Withdrawal recorded: the organisations it no longer covers are cut off."]]) {
   $(id).addEventListener("submit", (event) => {
     event.preventDefault();
+    const form = event.target;
+    const controls = form.querySelector("fieldset");
+    controls.disabled = true; // one version at a time
     $("consent-outcome").textContent = "";
-    action(event.target)
+    action(form)
       .then(load)
       .then(() => { $("consent-outcome").textContent = done; })
-      .catch((e) => { $("consent-outcome").textContent = `${e.code ?? "error"}: ${e.message}`; });
+      .catch((e) => { $("consent-outcome").textContent = `${e.code ?? "error"}: ${e.message}`; })
+      .finally(() => { controls.disabled = false; });
   });
 }
 

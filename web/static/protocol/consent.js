@@ -3,6 +3,8 @@
 import { Decoder, Encoder, compareBytes, equalBytes, hashFields, hex, sha256 } from "./encoding.js";
 import { RemoteProtocolError } from "./errors.js";
 import { ed25519Verify } from "./primitives.js";
+// A cycle (identity.js reads consents too) that is safe: deviceIdOf is used only when called.
+import { deviceIdOf } from "./identity.js";
 
 export const PURPOSES = new Set(["rehabilitation-planning", "income-support-coordination",
   "employment-services", "youth-guidance", "discharge-planning"]);
@@ -25,14 +27,19 @@ const lenient = new TextDecoder();
 const require = (ok, message) => {
   if (!ok) throw new ConsentError(message, "koppi.bad_consent");
 };
+// Python's whitespace (str.isspace), which is not quite JavaScript's: "whitespace alone counts
+// as empty" must mean the same in both.
+const PY_SPACE = /^[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/;
+const blank = (text) => PY_SPACE.test(text);
 
 export class CoveredOrganisation {
   constructor(orgId, mayStore, processingBasis, roles = [], statute = "", justification = "",
     fullHistory = false) {
     Object.assign(this, {
-      orgId, mayStore, processingBasis, roles: [...roles].sort(), statute, justification, fullHistory,
+      orgId, mayStore, processingBasis, roles: [...new Set(roles)].sort(), statute, justification,
+      fullHistory,
     });
-    require(Boolean(statute.trim()) === Boolean(justification.trim()),
+    require(blank(statute) === blank(justification),
       "a statutory basis, and only one, comes with a written justification");
   }
   encode() {
@@ -120,13 +127,16 @@ export class ConsentCore {
 
 /**
  * Build a core from its fields (the names of `ConsentCore`'s decoded properties), encoded as
- * docs/protocol.md §6 lays it out; decoding it back applies every rule of the reference.
+ * docs/protocol.md §6 lays it out. As in the reference, the organisations and the data categories
+ * are sets: the encoding sorts them bytewise whatever the caller's order, and a category given
+ * twice counts once. Decoding the bytes back applies every rule of the reference.
  */
 export function buildConsentCore(f) {
   const utf8 = new TextEncoder();
   const raw = new Encoder("koppi/v1/consent-core").u16(1).bytes(f.consentId).u32(f.version)
     .bytes(f.prevVersionHash).bytes(f.clientRef).text(f.purpose)
-    .list(f.organisations.map((o) => o.encode())).list(f.dataCategories.map((c) => utf8.encode(c)))
+    .list(f.organisations.map((o) => o.encode()))
+    .list([...new Set(f.dataCategories)].map((c) => utf8.encode(c)))
     .u64(f.validFrom).u64(f.validUntil).text(f.status).text(f.disclosureBasis).text(f.howObtained)
     .bytes(f.infoTextHash).bytes(f.detailsHash).bytes(f.recorder).u64(f.recordedAt)
     .text(f.revocationChannel)
@@ -134,23 +144,34 @@ export function buildConsentCore(f) {
   return ConsentCore.decode(raw);
 }
 
-/** Sign a core with the recorder device's key (a `SigningKey` or this browser's CryptoKey). */
+/**
+ * Sign a core as the recorder device: `signer` is a `SigningKey`, or this browser's device keys
+ * as `KeyStore.deviceKeys()` returns them (`{signing, signingPublic}`, the private key never
+ * leaving the browser). The core must name that device (`koppi.wrong_recorder`), as in Python.
+ */
 export async function signConsent(core, signer) {
+  const publicKey = signer.signingPublic ?? signer.public;
+  if (!equalBytes(await deviceIdOf(publicKey), core.recorder)) {
+    throw new ConsentError("the core names another recorder device", "koppi.wrong_recorder");
+  }
   const message = new Encoder("koppi/v1/consent-sig").bytes(core.raw).finish();
-  const signature = signer.sign
-    ? await signer.sign(message)
-    : new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, signer, message));
+  const signature = signer.signing
+    ? new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, signer.signing, message))
+    : await signer.sign(message);
   return ConsentRecord.decode(
     new Encoder("koppi/v1/consent-record").bytes(core.raw).bytes(signature).finish());
 }
 
-/** The fields of the version after `previous` (the caller signs the core it builds). */
-export async function nextVersionFields(previous, { recordedAt, recorder, ...changes }) {
+/**
+ * The core of the version after the record `previous`, with `changes` (field names as in
+ * `buildConsentCore`); the caller signs it. Python: `next_version`.
+ */
+export async function nextVersion(previous, { recordedAt, recorder, ...changes }) {
   const { raw, ...fields } = previous.core;
-  return {
+  return buildConsentCore({
     ...fields, version: previous.core.version + 1, prevVersionHash: await previous.recordHash(),
     recordedAt, recorder, ...changes,
-  };
+  });
 }
 
 export class ConsentRecord {
