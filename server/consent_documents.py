@@ -35,6 +35,7 @@ class Disclosure:
     messages: int
     first_at: int | None = None
     last_at: int | None = None
+    stored: int = 0  # of them, exported to the organisation's own records (disclosure records)
 
 
 # --- the state of the latest version ----------------------------------------------------------
@@ -245,6 +246,7 @@ TEXT: dict[str, dict[str, str]] = {
         "forward": "Peruminen koskee vain tulevaa. Se ei poista tietoja, jotka organisaatiot ovat jo lain mukaan tallentaneet omiin asiakirjoihinsa.",  # noqa: E501
         "disclosures": "Kenelle tietoja on luovutettu",
         "messages": "viestiä",
+        "stored": "tallennettu sen omiin asiakirjoihin",
         "none_yet": "Tietoja ei ole vielä luovutettu kenellekään.",
         "reference": "Viite",
         "printed": "Tulostettu",
@@ -275,6 +277,7 @@ TEXT: dict[str, dict[str, str]] = {
         "forward": "Återkallelsen gäller bara framåt. Den tar inte bort uppgifter som organisationerna redan lagligt har sparat i sina egna handlingar.",  # noqa: E501
         "disclosures": "Till vem uppgifter har lämnats ut",
         "messages": "meddelanden",
+        "stored": "sparade i dess egna handlingar",
         "none_yet": "Inga uppgifter har ännu lämnats ut.",
         "reference": "Referens",
         "printed": "Utskrivet",
@@ -305,6 +308,7 @@ TEXT: dict[str, dict[str, str]] = {
         "forward": "Withdrawal works forward only. It cannot recall copies that organisations have already stored lawfully in their own records.",  # noqa: E501
         "disclosures": "Who has received information",
         "messages": "messages",
+        "stored": "stored in its own records",
         "none_yet": "No information has been passed on yet.",
         "reference": "Reference",
         "printed": "Printed",
@@ -382,11 +386,12 @@ def render_receipt(
             {
                 "name": name(d.org_id),
                 "messages": d.messages,
+                "stored": d.stored,
                 "first": None if d.first_at is None else format_date(d.first_at, lang),
                 "last": None if d.last_at is None else format_date(d.last_at, lang),
             }
             for d in disclosures
-            if d.messages
+            if d.messages or d.stored
         ],
         reference=core.client_ref.hex()[:16],
         printed=format_date(now, lang),

@@ -152,8 +152,17 @@ class ConsentService:
                     first if seen[1] is None else seen[1],
                     last if last is not None else seen[2],
                 )
+        stored: dict[bytes, set[str]] = {}  # what each organisation exported to its records
+        for export in await self._threads.disclosures(thread_id):
+            stored.setdefault(export.org_id.bytes, set()).update(export.msg_ids)
         disclosures = [
-            Disclosure(org, n, None if a is None else a // 1000, None if b is None else b // 1000)
+            Disclosure(
+                org,
+                n,
+                None if a is None else a // 1000,
+                None if b is None else b // 1000,
+                stored=len(stored.get(org, ())),
+            )
             for org, (n, a, b) in sorted(received.items())
         ]
         return ConsentDocuments(versions, names, disclosures, now_ms // 1000)

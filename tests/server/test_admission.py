@@ -353,7 +353,10 @@ async def test_the_receipt_and_fhir_export_over_http(conference: Conference) -> 
     alice, _ = await hello(cast, "alice")
     cast.clock.advance(10)
     for body in (b"one", b"two"):
-        await alice.send_json(message(conference, "alice", body, 0))
+        frame = message(conference, "alice", body, 0)
+        if body == b"two":  # the county may store this one in its own records
+            frame["label"] = {"orgs": [str(cast.org_b)], "basis": "consent"}
+        await alice.send_json(frame)
         await recv(alice, "ack")
     cast.clock.advance(10)
     kept = tuple(o for o in conference.consent.core.organisations
@@ -366,11 +369,15 @@ async def test_the_receipt_and_fhir_export_over_http(conference: Conference) -> 
     await recv(alice, "ack")
 
     bob = await Api.of(cast, "bob")
+    exported = await bob.get(f"/api/threads/{cast.thread}/export")  # the county's records take it
+    assert [e["body"] for e in exported["envelopes"] if e["kind"] == "message"] == [b64u(b"two")]
     base = f"/api/threads/{cast.thread}/consents/{b64u(conference.consent.core.consent_id)}"
     r = await cast.client.get(f"{base}/receipt?lang=en", headers=bob.headers)
     assert r.status == 200 and r.content_type == "text/html"
     html = await r.text()
     assert "Kela: 3 messages" in html and "Hyvinvointialue: 3 messages" in html
+    assert "; stored in its own records: 1</li>" in html.split("Hyvinvointialue: 3 messages")[1]
+    assert "; stored in its own records: 0</li>" in html.split("Kela: 3 messages")[1]
     assert "TE-toimisto: 2 messages" in html  # only while its organisation was covered
     assert "replaced by a new version" in html
     r = await cast.client.get(f"{base}/fhir", headers=bob.headers)

@@ -163,23 +163,23 @@ RECEIPT_SAYS = {
            "puhelimitse", "Näin perut suostumuksen",
            "Se ei poista tietoja, jotka organisaatiot ovat jo lain mukaan tallentaneet",
            "korvattu uudella versiolla", "Pirkanmaan hyvinvointialue: saa tallentaa",
-           "Kela: 5 viestiä"],
+           "Kela: 5 viestiä", "tallennettu sen omiin asiakirjoihin: 2"],
     "sv": ["Kvitto på samtycke", "planering av rehabilitering", "2026-09-21", "återkallat",
            "per telefon", "Så här återkallar du samtycket",
            "Den tar inte bort uppgifter som organisationerna redan lagligt har sparat",
            "ersatt av en ny version", "Pirkanmaan hyvinvointialue: får spara",
-           "Kela: 5 meddelanden"],
+           "Kela: 5 meddelanden", "sparade i dess egna handlingar: 2"],
     "en": ["Consent receipt", "planning of rehabilitation", "21 September 2026", "withdrawn",
            "by phone", "How to withdraw your consent",
            "It cannot recall copies that organisations have already stored lawfully",
            "replaced by a new version", "Pirkanmaan hyvinvointialue: may store",
-           "Kela: 5 messages"],
+           "Kela: 5 messages", "stored in its own records: 2"],
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("lang", ["fi", "sv", "en"])
 def test_the_receipt_says_what_was_agreed_and_how_to_withdraw(lang: str) -> None:
-    sent = [Disclosure(KELA, 5, T + 100, T + 86000), Disclosure(TE, 0)]
+    sent = [Disclosure(KELA, 5, T + 100, T + 86000, stored=2), Disclosure(TE, 0)]
     html = render_receipt(revoked_chain(), NAMES, lang, T + 3 * 86400, sent)
     for text in RECEIPT_SAYS[lang]:
         assert text in html, (lang, text)
