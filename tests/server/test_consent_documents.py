@@ -231,3 +231,12 @@ def test_an_organisation_let_read_from_the_start_says_so() -> None:
     html = render_receipt([record], NAMES, "en", T + 1)
     assert "Pirkanmaan TE-toimisto: does not store it in its own records; also sees earlier" in html
     assert "Kela: may store it in its own records</li>" in html
+
+
+def test_versions_of_several_consents_are_refused() -> None:
+    """Rendering only the first consent of a mixed list would hide the others from the client."""
+    mixed = [v1(), v1(consent_id=b"\x01" * 16)]
+    with pytest.raises(ValueError):
+        fhir_consent(mixed, NAMES, T + 1)
+    with pytest.raises(ValueError):
+        render_receipt(mixed, NAMES, "en", T + 1)
