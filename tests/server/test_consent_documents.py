@@ -240,3 +240,13 @@ def test_versions_of_several_consents_are_refused() -> None:
         fhir_consent(mixed, NAMES, T + 1)
     with pytest.raises(ValueError):
         render_receipt(mixed, NAMES, "en", T + 1)
+
+
+def test_a_consent_of_only_statutory_organisations_lists_them_only_as_exceptions() -> None:
+    """No empty "organisations" heading that would suggest the consent itself covers someone."""
+    orgs = (CoveredOrganisation(KELA, True, "statute-kela", statute="KelaL 1 §",
+                                justification="Etuuskäsittely."),)  # fmt: skip
+    record = v1(organisations=orgs, disclosure_basis="statute")
+    html = render_receipt([record], NAMES, "en", T + 1)
+    assert 'class="organisations"' not in html
+    assert "Kela: Provision KelaL 1 §. Justification: Etuuskäsittely." in html
