@@ -242,6 +242,21 @@ def test_versions_of_several_consents_are_refused() -> None:
         render_receipt(mixed, NAMES, "en", T + 1)
 
 
+@pytest.mark.parametrize(
+    ("now", "says"),
+    [
+        (T + YEAR, ['<dd class="status">ended</dd>', "21 September 2027: ended (version 1)"]),
+        (T - 1, ['<dd class="status">not yet in force</dd>']),
+    ],
+    ids=["expired", "not-yet-valid"],
+)
+def test_the_receipt_says_when_a_consent_is_not_in_force(now: int, says: list[str]) -> None:
+    html = render_receipt([v1()], NAMES, "en", now)
+    for text in says:
+        assert text in html
+    assert "21 September 2026: given (version 1)" in html
+
+
 def test_a_consent_of_only_statutory_organisations_lists_them_only_as_exceptions() -> None:
     """No empty "organisations" heading that would suggest the consent itself covers someone."""
     orgs = (CoveredOrganisation(KELA, True, "statute-kela", statute="KelaL 1 §",
