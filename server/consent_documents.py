@@ -52,8 +52,11 @@ def _status(latest: ConsentRecord, now: int) -> str:
 
 
 def _book(versions: Sequence[ConsentRecord]) -> ConsentBook:
+    """The chain v1..vN of one consent; a mixed list would silently drop every other consent."""
     if not versions:
         raise ValueError("a consent has at least one version")
+    if len({v.core.consent_id for v in versions}) != 1:
+        raise ValueError("the versions of one consent, not of several")
     book = ConsentBook()
     book.accept_all(versions)
     return book

@@ -231,3 +231,37 @@ def test_an_organisation_let_read_from_the_start_says_so() -> None:
     html = render_receipt([record], NAMES, "en", T + 1)
     assert "Pirkanmaan TE-toimisto: does not store it in its own records; also sees earlier" in html
     assert "Kela: may store it in its own records</li>" in html
+
+
+def test_versions_of_several_consents_are_refused() -> None:
+    """Rendering only the first consent of a mixed list would hide the others from the client."""
+    mixed = [v1(), v1(consent_id=b"\x01" * 16)]
+    with pytest.raises(ValueError):
+        fhir_consent(mixed, NAMES, T + 1)
+    with pytest.raises(ValueError):
+        render_receipt(mixed, NAMES, "en", T + 1)
+
+
+@pytest.mark.parametrize(
+    ("now", "says"),
+    [
+        (T + YEAR, ['<dd class="status">ended</dd>', "21 September 2027: ended (version 1)"]),
+        (T - 1, ['<dd class="status">not yet in force</dd>']),
+    ],
+    ids=["expired", "not-yet-valid"],
+)
+def test_the_receipt_says_when_a_consent_is_not_in_force(now: int, says: list[str]) -> None:
+    html = render_receipt([v1()], NAMES, "en", now)
+    for text in says:
+        assert text in html
+    assert "21 September 2026: given (version 1)" in html
+
+
+def test_a_consent_of_only_statutory_organisations_lists_them_only_as_exceptions() -> None:
+    """No empty "organisations" heading that would suggest the consent itself covers someone."""
+    orgs = (CoveredOrganisation(KELA, True, "statute-kela", statute="KelaL 1 §",
+                                justification="Etuuskäsittely."),)  # fmt: skip
+    record = v1(organisations=orgs, disclosure_basis="statute")
+    html = render_receipt([record], NAMES, "en", T + 1)
+    assert 'class="organisations"' not in html
+    assert "Kela: Provision KelaL 1 §. Justification: Etuuskäsittely." in html
