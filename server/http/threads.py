@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 
 from server.appkeys import EXPORTS, RETENTION, THREADS
+from server.bus import Delivery
 from server.errors import ApiError
 from server.http.api import parse, path_uuid, require_principal
 from server.services.admission import NOT_MEMBER
@@ -57,11 +58,8 @@ async def organisations(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/api/threads/{thread_id}/export")
-async def export(request: web.Request) -> web.Response:
-    """A page of what the caller's organisation may store: `?after=SEQ&limit=N` (at most 500)."""
-    principal = await require_principal(request)
-    thread_id = path_uuid(request, "thread_id", NOT_MEMBER)
+def _page(request: web.Request) -> tuple[int, int]:
+    """`?after=SEQ&limit=N` of a paged envelope listing."""
     try:
         after = int(request.query.get("after", "0"))
         limit = int(request.query.get("limit", "500"))
@@ -69,25 +67,42 @@ async def export(request: web.Request) -> web.Response:
         raise ApiError(400, "koppi.bad_request", "after and limit are integers") from None
     if after < 0 or limit < 1:
         raise ApiError(400, "koppi.bad_request", "after >= 0 and limit >= 1")
+    return after, limit
+
+
+def _envelope(d: Delivery) -> dict[str, Any]:
+    return {
+        "kind": d.kind,
+        "seq": d.seq,
+        "id": b64u_encode(d.msg_id),
+        "epoch": d.epoch,
+        "sender": b64u_encode(d.sender_device),
+        "label": json.loads(d.label),
+        "body": b64u_encode(d.body),
+        "ts": d.created_at,
+    }
+
+
+@routes.get("/api/threads/{thread_id}/export")
+async def export(request: web.Request) -> web.Response:
+    """A page of what the caller's organisation may store: `?after=SEQ&limit=N` (at most 500)."""
+    principal = await require_principal(request)
+    thread_id = path_uuid(request, "thread_id", NOT_MEMBER)
+    after, limit = _page(request)
     page = await request.app[EXPORTS].export(principal, thread_id, after, limit)
     return web.json_response(
-        {
-            "envelopes": [
-                {
-                    "kind": d.kind,
-                    "seq": d.seq,
-                    "id": b64u_encode(d.msg_id),
-                    "epoch": d.epoch,
-                    "sender": b64u_encode(d.sender_device),
-                    "label": json.loads(d.label),
-                    "body": b64u_encode(d.body),
-                    "ts": d.created_at,
-                }
-                for d in page.envelopes
-            ],
-            "disclosure": page.disclosure,
-        }
+        {"envelopes": [_envelope(d) for d in page.envelopes], "disclosure": page.disclosure}
     )
+
+
+@routes.get("/api/threads/{thread_id}/commits")
+async def commits(request: web.Request) -> web.Response:
+    """A page of the thread's commits alone (no content, so no disclosure)."""
+    principal = await require_principal(request)
+    thread_id = path_uuid(request, "thread_id", NOT_MEMBER)
+    after, limit = _page(request)
+    found = await request.app[EXPORTS].commits(principal, thread_id, after, limit)
+    return web.json_response({"envelopes": [_envelope(d) for d in found]})
 
 
 @routes.get("/api/threads/{thread_id}/disclosures")

@@ -276,6 +276,23 @@ class ThreadRepository:
             )
             return [_delivery(r) for r in rows]
 
+    async def commits_after(
+        self, thread_id: uuid.UUID, after_seq: int, limit: int
+    ) -> list[Delivery]:
+        """The thread's commits after `after_seq`, in order: the epochs without any content."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(Envelope)
+                .where(
+                    Envelope.thread_id == thread_id,
+                    Envelope.seq > after_seq,
+                    Envelope.kind == "commit",
+                )
+                .order_by(Envelope.seq)
+                .limit(limit)
+            )
+            return [_delivery(r) for r in rows]
+
     async def add_disclosure(self, disclosure: Disclosure) -> int:
         async with self._engine.begin() as conn:
             result = await conn.execute(

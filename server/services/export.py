@@ -77,6 +77,14 @@ class ExportService:
         )
         return Export(page, disclosure)
 
+    async def commits(
+        self, principal: Principal, thread_id: uuid.UUID, after_seq: int, limit: int
+    ) -> list[Delivery]:
+        """A page of the thread's commits: an exporter resuming after a sequence number still
+        verifies the chain from genesis, and this discloses nothing."""
+        await self._admission.require_admitted(principal, thread_id)
+        return await self._threads.commits_after(thread_id, after_seq, min(limit, PAGE_MAX))
+
     async def disclosures(self, principal: Principal, thread_id: uuid.UUID) -> list[Disclosure]:
         """Every export of the thread: what each participant (and the client's summary) sees."""
         await self._admission.require_invited(principal, thread_id)

@@ -7,9 +7,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from server.appkeys import ENGINE
 from server.repositories.devices import DeviceRepository
 from tests.server.conftest import Cast, b64u
+from tests.server.test_commits import commit, devices, frame, genesis  # noqa: F401
 from tests.server.test_ghost_device import Api
 from tests.server.test_ws import connect, recv, send_frame
 
@@ -89,3 +92,28 @@ async def test_the_threads_default_label_policy(cast: Cast) -> None:
     assert [e.subject for e in trail if e.action == "thread.label_policy"] == [
         f"{cast.thread} all-may-store"
     ]
+
+
+@pytest.mark.usefixtures("devices")
+async def test_commits_alone_disclose_nothing(cast: Cast) -> None:
+    """An exporter resuming after a sequence number fetches the commits before it to verify the
+    chain: they carry no content, so the listing is no disclosure (and still needs admission)."""
+    alice = await connect(cast, "alice")
+    g = genesis(cast)
+    c0 = commit(cast, 0, g.hash, ["alice", "bob"])
+    await alice.send_json(frame(cast, c0, g))
+    await recv(alice, "ack")
+    await alice.send_json(send_frame(cast, "alice", b"for kela", label=label(cast.org_a)))
+    await recv(alice, "ack")
+    api = await Api.of(cast, "alice")
+    page = await api.get(f"/api/threads/{cast.thread}/commits")
+    assert [(e["kind"], e["seq"], e["body"]) for e in page["envelopes"]] == [
+        ("commit", 1, b64u(c0.encode()))
+    ]
+    assert (await api.get(f"/api/threads/{cast.thread}/commits?after=1")) == {"envelopes": []}
+    assert (await api.get(f"/api/threads/{cast.thread}/disclosures")) == {"disclosures": []}
+    mallory = await Api.of(cast, "mallory")
+    r = await cast.client.get(f"/api/threads/{cast.thread}/commits", headers=mallory.headers)
+    assert r.status == 403 and (await r.json())["error"]["code"] == "koppi.not_member"
+    r = await cast.client.get(f"/api/threads/{cast.thread}/commits?after=x", headers=api.headers)
+    assert r.status == 400 and (await r.json())["error"]["code"] == "koppi.bad_request"
