@@ -10,12 +10,12 @@ to a device the server lists (the ghost-device case, `resolve_members`).
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from client.transport import b64u, unb64u
 from crypto.consent import ConsentRecord
 from crypto.errors import KoppiError, RemoteProtocolError
 from crypto.group import Member
@@ -28,13 +28,7 @@ from crypto.trust import VerifiedDevice
 GetJson = Callable[[str], Awaitable[Any]]
 PAGE = 1000
 
-
-def b64u(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def unb64u(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+__all__ = ["Entry", "LogFollower", "LogMismatch", "b64u", "resolve_members", "unb64u"]
 
 
 def leaf_input(kind: str, payload: bytes) -> bytes:

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from client import cli as client_commands
 from crypto.clock import OsRng, SystemClock
 from crypto.errors import KoppiError
 from crypto.identity import SUBJECT_ORG_KEY, OrgCert, Revocation
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     monitor.add_argument("--state", type=Path, required=True)
     monitor.add_argument("--interval", type=float, default=60.0)
     monitor.add_argument("--once", action="store_true")
+    client_commands.add_commands(sub)
     log_cmd = sub.add_parser("log", help="the transparency log")
     log_init = log_cmd.add_subparsers(dest="log_command", required=True).add_parser(
         "init", help="create the log's signing key, sealed with a passphrase"
@@ -150,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--host")
     demo.add_argument("--port", type=int)
     args = parser.parse_args(argv)
+    if args.command in ("client", "export"):  # a client: no server configuration or logging
+        return client_commands.run(args)
 
     overrides: dict[str, Any] = {
         "database_url": args.database_url,
