@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from client.transport import Http, Socket, b64u, unb64u
+from client.transport import Http, ServerRefused, Socket, b64u, unb64u
 from client.trust import LogFollower, resolve_members
 from crypto.clock import Clock, Rng
 from crypto.commit import Genesis
@@ -118,13 +118,29 @@ class Participant:
         self, thread: uuid.UUID, text: str, orgs: Iterable[uuid.UUID], basis: str = "consent"
     ) -> int:
         """Seal `text` with the storage label (`orgs` may store it, on `basis`); returns seq."""
+        message_id = self._rng.random_bytes(MESSAGE_ID_LEN)
+        try:
+            return await self._send(thread, text, orgs, basis, message_id)
+        except ServerRefused as e:
+            if e.code != "koppi.stale_epoch":
+                raise
+            # A commit was sequenced between catching up and sending: once more, same id.
+            return await self._send(thread, text, orgs, basis, message_id)
+
+    async def _send(
+        self,
+        thread: uuid.UUID,
+        text: str,
+        orgs: Iterable[uuid.UUID],
+        basis: str,
+        message_id: bytes,
+    ) -> int:
         await self.catch_up(thread)
         state = self.threads[thread]
         epoch = state.epoch
         if epoch is None:
             raise LocalProtocolError("the thread has no epoch yet")
         chosen = sorted({o.bytes for o in orgs})
-        message_id = self._rng.random_bytes(MESSAGE_ID_LEN)
         body = state.encrypt(
             text.encode(),
             label=StorageLabel(frozenset(chosen), basis),

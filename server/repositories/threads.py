@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -366,6 +366,24 @@ class ThreadRepository:
         return found
 
     @staticmethod
+    def head_epochs(
+        conn: Connection, thread_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, int | None]:
+        """Each thread's newest sequenced epoch (None before epoch 0), locked for the rest of
+        the transaction on PostgreSQL (in id order, as `reserve_seqs` locks), so no other
+        writer moves a head between this read and the envelopes' sequence numbers."""
+        ids = sorted(thread_ids, key=lambda t: t.bytes)
+        if conn.dialect.name == "sqlite":  # one writer: nothing to lock
+            return _SqliteWriter(conn).head_epochs(ids)
+        rows = conn.execute(
+            select(Thread.id, Thread.epoch)
+            .where(Thread.id.in_(ids))
+            .order_by(Thread.id)
+            .with_for_update()
+        )
+        return {r.id: r.epoch for r in rows}
+
+    @staticmethod
     def reserve_seqs(conn: Connection, counts: dict[uuid.UUID, int]) -> dict[uuid.UUID, int]:
         """Reserve `counts[t]` consecutive sequence numbers in each thread t in one statement;
         returns the first of each range. The UPDATE row-locks those threads until the
@@ -538,6 +556,18 @@ class _SqliteWriter:
             )
             for msg_id, seq, device in self._cur.fetchall():
                 found[(thread_id, bytes(msg_id))] = (int(seq), bytes(device))
+        return found
+
+    def head_epochs(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int | None]:
+        found: dict[uuid.UUID, int | None] = {}
+        for chunk in _chunks(list(ids), 2000):
+            marks = ",".join("?" * len(chunk))
+            self._cur.execute(
+                f"SELECT id, epoch FROM threads WHERE id IN ({marks})",  # noqa: S608 - ? marks
+                tuple(t.hex for t in chunk),
+            )
+            for id_hex, epoch in self._cur.fetchall():
+                found[uuid.UUID(hex=id_hex)] = None if epoch is None else int(epoch)
         return found
 
     def reserve_seqs(self, counts: dict[uuid.UUID, int]) -> dict[uuid.UUID, int]:

@@ -63,6 +63,16 @@ LABEL_NOT_COVERED = ApiError(
     "the storage label names an organisation the thread's consent does not let store content",
 )
 THREAD_CLOSED = ApiError(409, "koppi.thread_closed", "the thread is closed: nothing more is sent")
+
+
+def wrong_epoch(sent: int, head: int) -> ApiError:
+    if sent > head:
+        return ApiError(409, "koppi.unknown_epoch", f"no commit for epoch {sent}: the thread "
+                        f"is at epoch {head}")  # fmt: skip
+    return ApiError(409, "koppi.stale_epoch", f"the thread is at epoch {head}: apply its "
+                    "commits and re-encrypt the message under the same id")  # fmt: skip
+
+
 DUPLICATE_ID = ApiError(
     409, "koppi.duplicate_message_id", "that message id is taken in this thread"
 )
@@ -291,6 +301,7 @@ class MessagingService:
                 fresh.setdefault(p.envelope.thread_id, []).append(p)
                 if p.envelope.commit is not None:
                     commits.append(p)
+            heads = self._threads.head_epochs(conn, fresh) if fresh else {}
             for p in commits:  # a commit moves the head only from where it says it is (rare)
                 e = p.envelope
                 assert e.commit is not None
@@ -307,6 +318,22 @@ class MessagingService:
                     results.append((p, Accepted(e.thread_id, e.msg_id, seen[0], True)))
                 else:
                     results.append((p, COMMIT_REFUSED[refused]))
+            for thread_id in list(fresh):
+                # A message is sealed on the epoch in force where it is sequenced: the head,
+                # or a commit earlier in this batch. Receivers refuse any other (§7.4 step 2),
+                # so the sender hears now, and re-encrypts under the same id.
+                epoch, kept = heads.get(thread_id), []
+                for p in fresh[thread_id]:
+                    if p.envelope.commit is not None:
+                        epoch = p.envelope.epoch
+                    elif epoch is not None and p.envelope.epoch != epoch:
+                        results.append((p, wrong_epoch(p.envelope.epoch, epoch)))
+                        continue
+                    kept.append(p)
+                if kept:
+                    fresh[thread_id] = kept
+                else:
+                    del fresh[thread_id]
             rows: list[tuple[NewEnvelope, int]] = []
             if fresh:
                 firsts = self._threads.reserve_seqs(conn, {t: len(i) for t, i in fresh.items()})
@@ -352,8 +379,8 @@ class MessagingService:
             outcome = answers.get(id(p))
             if outcome is None:  # a second copy of an id claimed in this batch
                 outcome = answers[id(claimed[(p.envelope.thread_id, p.envelope.msg_id)])]
-                assert isinstance(outcome, Accepted)
-                outcome = Accepted(outcome.thread_id, outcome.msg_id, outcome.seq, True)
+                if isinstance(outcome, Accepted):
+                    outcome = Accepted(outcome.thread_id, outcome.msg_id, outcome.seq, True)
             if isinstance(outcome, ApiError):
                 p.done.set_exception(outcome)
             else:

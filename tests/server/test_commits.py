@@ -283,9 +283,9 @@ async def test_a_revoked_device_fences_its_threads_until_a_commit_without_it(cas
     await alice.send_json(frame(cast, c0, g))
     await recv(alice, "ack")
 
-    def message() -> dict[str, Any]:
+    def message(epoch: int = 0) -> dict[str, Any]:
         return {"type": "send", "id": b64u(os.urandom(16)), "thread": str(cast.thread),
-                "epoch": 0, "sender": b64u(D["alice"]),
+                "epoch": epoch, "sender": b64u(D["alice"]),
                 "label": {"orgs": [], "basis": "consent"}, "body": "AAAA"}  # fmt: skip
 
     await alice.send_json(message())
@@ -304,7 +304,7 @@ async def test_a_revoked_device_fences_its_threads_until_a_commit_without_it(cas
                   "koppi.roster_refused")  # fmt: skip
     await alice.send_json(frame(cast, commit(cast, 1, c0.hash, ["alice"])))
     assert (await recv(alice, "ack"))["seq"] == 3
-    await alice.send_json(message())
+    await alice.send_json(message(1))
     assert (await recv(alice, "ack"))["seq"] == 4  # re-keyed: the thread is open again
     messaging._fenced.clear()
     await messaging.load_fences()
@@ -393,3 +393,27 @@ async def test_every_new_epoch_and_removal_is_in_the_committers_audit_trail(cast
         ("member.removed", f"{cast.thread} {D['bob'].hex()[:32]} consent-narrowed"),
     ]
     assert {e.actor for e in trail if e.action == "thread.committed"} == {cast.users["alice"]}
+
+
+async def test_a_message_on_another_epoch_than_the_threads_is_refused(cast: Cast) -> None:
+    """Receivers refuse a message sequenced outside its epoch (docs/protocol.md §7.4): the
+    server refuses it first, stores nothing, and the sender re-encrypts under the same id."""
+    alice = await connect(cast, "alice")
+    g = genesis(cast)
+    c0 = commit(cast, 0, g.hash, ["alice"])
+    await alice.send_json(frame(cast, c0, g))
+    await recv(alice, "ack")
+    await alice.send_json(frame(cast, commit(cast, 1, c0.hash, ["alice"])))
+    assert (await recv(alice, "ack"))["seq"] == 2
+
+    def message(epoch: int, msg_id: bytes) -> dict[str, Any]:
+        return {"type": "send", "id": b64u(msg_id), "thread": str(cast.thread), "epoch": epoch,
+                "sender": b64u(D["alice"]), "label": {"orgs": [], "basis": "consent"},
+                "body": "AAAA"}  # fmt: skip
+
+    msg_id = os.urandom(16)
+    await refused(alice, message(0, msg_id), "koppi.stale_epoch")
+    await refused(alice, message(2, msg_id), "koppi.unknown_epoch")
+    await alice.send_json(message(1, msg_id))  # the same id, on the thread's epoch
+    ack = await recv(alice, "ack")
+    assert (ack["seq"], ack["duplicate"]) == (3, False)
