@@ -172,6 +172,10 @@ async def test_the_record_system_decrypts_exactly_what_its_organisation_may_stor
     assert first.label_orgs == [str(case.kela)] and first.label_basis == "consent"
     assert first.content_type == "text/plain" and first.epoch == 1
     assert done.next_after == max(sent.values()) and len(done.disclosures) == 1
+    # Every member device reads every message, whatever its label (a label is not access
+    # control): bob's device opens alice's first one.
+    got, text = await case.bob.receive(), "Kela only: toimeentulotuki haettu"
+    assert (got.seq, got.message.body) == (sent[text], text.encode())
 
     # The disclosure is what every participant sees: Kela's user took these message ids.
     listed = await Api.of(case.cast, "bob")
