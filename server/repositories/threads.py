@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -182,10 +182,16 @@ class ThreadRepository:
     async def envelopes_after(
         self, thread_id: uuid.UUID, after_seq: int, limit: int
     ) -> list[Delivery]:
+        return await self._page(thread_id, after_seq, limit)
+
+    async def _page(
+        self, thread_id: uuid.UUID, after_seq: int, limit: int, *only: ColumnElement[bool]
+    ) -> list[Delivery]:
+        """The thread's envelopes after `after_seq` (those matching `only`), in order."""
         async with self._engine.connect() as conn:
             rows = await conn.execute(
                 select(Envelope)
-                .where(Envelope.thread_id == thread_id, Envelope.seq > after_seq)
+                .where(Envelope.thread_id == thread_id, Envelope.seq > after_seq, *only)
                 .order_by(Envelope.seq)
                 .limit(limit)
             )
@@ -263,35 +269,14 @@ class ThreadRepository:
         """The thread's commits, and the messages whose storage label names `org_id`, after
         `after_seq` in order: what an organisation's record system may take."""
         named = f'"{org_id}"'  # the canonical label JSON holds each organisation as a string
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(Envelope)
-                .where(
-                    Envelope.thread_id == thread_id,
-                    Envelope.seq > after_seq,
-                    (Envelope.kind == "commit") | Envelope.label.contains(named, autoescape=True),
-                )
-                .order_by(Envelope.seq)
-                .limit(limit)
-            )
-            return [_delivery(r) for r in rows]
+        labelled = Envelope.label.contains(named, autoescape=True)
+        return await self._page(thread_id, after_seq, limit, (Envelope.kind == "commit") | labelled)
 
     async def commits_after(
         self, thread_id: uuid.UUID, after_seq: int, limit: int
     ) -> list[Delivery]:
         """The thread's commits after `after_seq`, in order: the epochs without any content."""
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(Envelope)
-                .where(
-                    Envelope.thread_id == thread_id,
-                    Envelope.seq > after_seq,
-                    Envelope.kind == "commit",
-                )
-                .order_by(Envelope.seq)
-                .limit(limit)
-            )
-            return [_delivery(r) for r in rows]
+        return await self._page(thread_id, after_seq, limit, Envelope.kind == "commit")
 
     async def add_disclosure(self, disclosure: Disclosure) -> int:
         async with self._engine.begin() as conn:
