@@ -20,6 +20,19 @@ from crypto.encoding import Encoder
 from crypto.primitives import sha256
 
 GENESIS = bytes(32)
+# Events about one thread name it first in their subject (docs/protocol.md, audit actions).
+THREAD_ACTIONS = ("admission.", "consent.", "export.", "thread.", "member.", "message.")
+
+
+def thread_of(action: str, subject: str) -> uuid.UUID | None:
+    """The thread an event is about, from its subject: what its participants may see. Derived,
+    so it is covered by the chain through the subject and needs no hash of its own."""
+    if not action.startswith(THREAD_ACTIONS):
+        return None
+    try:
+        return uuid.UUID(subject.split(" ", 1)[0])
+    except ValueError:
+        return None
 
 
 def event_hash(

@@ -195,6 +195,9 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(40))
     subject: Mapped[str] = mapped_column(String(200))
     at: Mapped[int] = mapped_column(BigInteger)
+    # The thread the event is about (`server.audit.thread_of`), for its participants' view.
+    thread_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True,
+                                                        default=None)  # fmt: skip
     # The hash chain (`server/audit.py`): the previous event's hash, and this one's.
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))

@@ -128,6 +128,27 @@ async def disclosures(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/api/threads/{thread_id}/audit")
+async def thread_audit(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    thread_id = path_uuid(request, "thread_id", NOT_MEMBER)
+    events = await request.app[EXPORTS].thread_audit(principal, thread_id)
+    return web.json_response(
+        {
+            "events": [
+                {
+                    "org": str(e.org_id),
+                    "actor": None if e.actor is None else str(e.actor),
+                    "action": e.action,
+                    "subject": e.subject,
+                    "at": e.at,
+                }
+                for e in events
+            ]
+        }
+    )
+
+
 @routes.post("/api/threads/{thread_id}/close")
 async def close(request: web.Request) -> web.Response:
     principal = await require_principal(request)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.audit import GENESIS, Link, event_hash
+from server.audit import GENESIS, Link, event_hash, thread_of
 from server.db.tables import AuditEvent, Device, LogEntry, Organisation
 
 AUDIT_LOCK = 0x6B6F707069  # PostgreSQL advisory lock key of the audit chain ("koppi")
@@ -121,6 +121,7 @@ class DeviceRepository:
                 own = event_hash(event_id, e.org_id, e.actor, e.action, e.subject, e.at, prev)
                 rows.append({"id": event_id, "org_id": e.org_id, "actor": e.actor,
                              "action": e.action, "subject": e.subject, "at": e.at,
+                             "thread_id": thread_of(e.action, e.subject),
                              "prev_hash": prev, "hash": own})  # fmt: skip
                 prev = own
             await conn.execute(insert(AuditEvent), rows)
@@ -158,6 +159,14 @@ class DeviceRepository:
         async with self._engine.connect() as conn:
             rows = await conn.execute(
                 select(AuditEvent).where(AuditEvent.org_id == org_id).order_by(AuditEvent.id)
+            )
+            return [AuditEvent(**r._mapping) for r in rows]
+
+    async def thread_trail(self, thread_id: uuid.UUID) -> list[AuditEvent]:
+        """Every organisation's events about one thread, oldest first."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(AuditEvent).where(AuditEvent.thread_id == thread_id).order_by(AuditEvent.id)
             )
             return [AuditEvent(**r._mapping) for r in rows]
 

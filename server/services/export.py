@@ -90,6 +90,12 @@ class ExportService:
         await self._admission.require_invited(principal, thread_id)
         return await self._threads.disclosures(thread_id)
 
+    async def thread_audit(self, principal: Principal, thread_id: uuid.UUID) -> list[AuditEvent]:
+        """Every organisation's audit events about the thread (admissions, consents, commits,
+        removals, exports, closing, purge): what its participants see of who did what."""
+        await self._admission.require_invited(principal, thread_id)
+        return await self._trail.thread_trail(thread_id)
+
 
 def _wire_id(msg_id: bytes) -> str:
     """A message id as the wire protocol writes it (unpadded base64url)."""

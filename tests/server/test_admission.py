@@ -26,7 +26,7 @@ from crypto.consent import ConsentRecord, CoveredOrganisation, next_version, sig
 from crypto.primitives import SigningKey
 from crypto.trust import device_id_of
 from server.appkeys import AUTH, ENGINE
-from server.db.tables import Device, Organisation, Thread
+from server.db.tables import AuditEvent, Device, Organisation, Thread
 from server.repositories.accounts import AccountRepository
 from server.repositories.devices import DeviceRepository
 from server.repositories.threads import ThreadRepository
@@ -452,3 +452,41 @@ async def test_a_storage_label_names_only_organisations_the_consent_lets_store(
     allowed = labelled([kela], "legal-obligation")
     await carl.send_json(allowed)
     assert (await recv(carl, "ack"))["id"] == allowed["id"]
+
+
+async def test_participants_see_every_organisations_events_about_their_thread(
+    conference: Conference,
+) -> None:
+    """A thread's participants see its audit events, whoever's organisation they are in (an
+    organisation's admin sees only their own organisation's, `/api/org/audit`)."""
+    cast = conference.cast
+    kept = tuple(o for o in conference.consent.core.organisations
+                 if o.org_id != conference.org_c.bytes)  # fmt: skip
+    await conference.revise(organisations=kept)
+    bob = await Api.of(cast, "bob")  # the county
+    events = (await bob.get(f"/api/threads/{cast.thread}/audit"))["events"]
+    seen = {(e["org"], e["action"]) for e in events}
+    kela, county, te = str(cast.org_a), str(cast.org_b), str(conference.org_c)
+    assert {
+        (kela, "consent.given"),
+        (kela, "consent.superseded"),
+        (kela, "thread.committed"),
+        (te, "admission.consent_change"),
+        (county, "admission.consent_change"),
+    } <= seen
+    assert all(e["subject"].startswith(str(cast.thread)) for e in events)
+    assert not {a for _, a in seen if a.startswith(("device.", "login", "user."))}
+    assert [e["at"] for e in events] == sorted(e["at"] for e in events)
+
+    # Another thread's events stay in it; a non-member sees none.
+    elsewhere = uuid.uuid4()
+    await DeviceRepository(cast.app[ENGINE]).audit_many(
+        [AuditEvent(org_id=cast.org_b, actor=None, action="thread.closed", subject=str(elsewhere),
+                    at=cast.clock.now_ms())]
+    )  # fmt: skip
+    again = (await bob.get(f"/api/threads/{cast.thread}/audit"))["events"]
+    assert again == events
+    assert len(await DeviceRepository(cast.app[ENGINE]).thread_trail(elsewhere)) == 1
+    mallory = await Api.of(cast, "mallory")
+    r = await cast.client.get(f"/api/threads/{cast.thread}/audit", headers=mallory.headers)
+    assert r.status == 403 and (await r.json())["error"]["code"] == "koppi.not_member"

@@ -8,11 +8,13 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from server.config import ConfigError, load_config
@@ -318,3 +320,39 @@ def test_the_demo_runs_with_a_transparency_log_and_says_how_to_admit_an_organisa
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+async def test_the_audit_thread_migration_fills_in_the_thread_of_earlier_events(
+    database_url: str,
+) -> None:
+    """Events written before 0014 name their thread in the subject only: the migration indexes
+    them, so a thread's participants see its history from the start."""
+    engine = make_engine(database_url)
+    thread, org = uuid.uuid4(), uuid.uuid4()
+    try:
+        await upgrade(engine, "0013_label_policy")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO organisations (id, name, business_id, status, created_at) "
+                     "VALUES (:id, 'Kela', '0246246-0', 'active', 0)"),
+                {"id": org.hex if conn.dialect.name == "sqlite" else org},
+            )  # fmt: skip
+            for n, (action, subject) in enumerate(
+                [("thread.closed", str(thread)), ("login", "session"),
+                 ("consent.given", f"{thread} 00v1"), ("thread.purged", "not-a-uuid 3")], 1
+            ):  # fmt: skip
+                await conn.execute(
+                    text("INSERT INTO audit_events (id, org_id, actor, action, subject, at, "
+                         "prev_hash, hash) VALUES (:id, :org, NULL, :action, :subject, 0, "
+                         ":h, :h)"),
+                    {"id": n, "org": org.hex if conn.dialect.name == "sqlite" else org,
+                     "action": action, "subject": subject, "h": bytes(32)},
+                )  # fmt: skip
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT id, thread_id FROM audit_events ORDER BY id"))
+            found = {r.id: r.thread_id for r in rows}
+        as_uuid = {k: None if v is None else uuid.UUID(str(v)) for k, v in found.items()}
+        assert as_uuid == {1: thread, 2: None, 3: thread, 4: None}
+    finally:
+        await engine.dispose()
