@@ -7,7 +7,7 @@ import uuid
 import weakref
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.audit import GENESIS, Link, event_hash
@@ -160,6 +160,42 @@ class DeviceRepository:
                 select(AuditEvent).where(AuditEvent.org_id == org_id).order_by(AuditEvent.id)
             )
             return [AuditEvent(**r._mapping) for r in rows]
+
+    async def audit_of_threads(self, thread_ids: Sequence[uuid.UUID]) -> list[AuditEvent]:
+        """The events about these threads (their subject starts with the thread id), in chain
+        order. A scan of the trail: for the client's right-to-know report, asked for rarely."""
+        if not thread_ids:
+            return []
+        prefixes = {str(t) for t in thread_ids}
+        query = (
+            select(AuditEvent)
+            .where(or_(*(AuditEvent.subject.startswith(p, autoescape=True) for p in prefixes)))
+            .order_by(AuditEvent.id)
+        )
+        async with self._engine.connect() as conn:
+            rows = [AuditEvent(**r._mapping) for r in await conn.execute(query)]
+        return [e for e in rows if e.subject.split(" ", 1)[0] in prefixes]
+
+    async def audit_about_users(
+        self, actions: Sequence[str], user_ids: Iterable[uuid.UUID]
+    ) -> list[AuditEvent]:
+        """Events of these actions whose subject is one of these users (`user.disabled`...)."""
+        subjects = [str(u) for u in user_ids]
+        if not subjects:
+            return []
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(AuditEvent)
+                .where(AuditEvent.action.in_(list(actions)), AuditEvent.subject.in_(subjects))
+                .order_by(AuditEvent.id)
+            )
+            return [AuditEvent(**r._mapping) for r in rows]
+
+    async def of_users(self, user_ids: Iterable[uuid.UUID]) -> list[Device]:
+        """Every device of these users, whatever its status."""
+        query = select(Device).where(Device.user_id.in_(list(user_ids)))
+        async with self._engine.connect() as conn:
+            return [Device(**r._mapping) for r in await conn.execute(query)]
 
     async def log_entries_of_kind(self, kind: str) -> list[tuple[int, bytes]]:
         async with self._engine.connect() as conn:
