@@ -18,15 +18,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crypto.consent import ConsentRecord
+from crypto.consent import ConsentRecord, CoveredOrganisation, next_version, sign_consent
 from server.appkeys import ENGINE, RETENTION
-from server.db.tables import AuditEvent, Disclosure
+from server.db.tables import AuditEvent, ConsentVersion, Disclosure, Thread
 from server.repositories.devices import DeviceRepository
 from server.repositories.threads import ThreadRepository
-from server.right_to_know import format_time, render_report
+from server.right_to_know import Directory, ThreadLogs, build_report, format_time, render_report
 from tests.server import test_admission
 from tests.server.conftest import CLIENT_REF, Cast, b64u
 from tests.server.test_admission import Conference, commit_frame, hello, message, thread_head
+from tests.server.test_consent_documents import RECORDER, v1
 from tests.server.test_ghost_device import Api
 from tests.server.test_migrations_and_cli import _koppi
 from tests.server.test_ws import recv
@@ -440,3 +441,80 @@ def test_no_report_in_a_language_it_is_not_written_in() -> None:
     with pytest.raises(ValueError, match="fi, sv, en"):
         render_report(empty, "de")
     assert "Palvelussa ei ole sinua koskevia" in render_report(empty, "fi")
+
+
+def test_statutory_bases_revocation_expiry_and_repeated_events_from_the_logs_alone() -> None:
+    """The builder on hand-made logs: an organisation admitted on a statutory provision says so
+    (and the report names the provision), a revoked version and an ending are consent events,
+    events written once per member organisation (an ending, a purge) are reported once, a
+    professional only ever refused is not listed, and names are printed as text."""
+    kela, county = uuid.UUID(bytes=b"\x0a" * 16), uuid.UUID(bytes=b"\x0b" * 16)
+    alice, bob, eve = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    first = v1(organisations=(
+        CoveredOrganisation(kela.bytes, True, "statute-kela"),
+        CoveredOrganisation(county.bytes, False, "statute-social-welfare",
+                            statute="SHL 1301/2014 41 §", justification="lastensuojelu"),
+    ))  # fmt: skip
+    revoked = sign_consent(
+        next_version(first, recorded_at=first.core.recorded_at + 60,
+                     recorder=first.core.recorder, status="revoked",
+                     revocation_channel="phone"),
+        RECORDER,
+    )  # fmt: skip
+    t0 = first.core.recorded_at * 1000
+    thread = Thread(id=uuid.uuid4(), client_ref="cd" * 32, purpose="youth-guidance", created_at=t0)
+    ref = first.core.consent_id.hex()
+    n = iter(range(1, 100))
+
+    def ev(org: uuid.UUID, actor: uuid.UUID | None, action: str, rest: str, at: int) -> AuditEvent:
+        return AuditEvent(id=next(n), org_id=org, actor=actor, action=action,
+                          subject=f"{thread.id} {rest}".strip(), at=t0 + at)  # fmt: skip
+
+    change = "admission.consent_change"
+    events = [
+        ev(kela, alice, "consent.given", f"{ref}v1", 0),
+        ev(county, alice, change, f"{bob} {ref}v1 koppi.admitted", 0),
+        ev(kela, alice, change, f"{eve} {ref}v1 koppi.not_covered", 0),
+        ev(kela, alice, "consent.revoked", f"{ref}v2", 60_000),
+        ev(county, alice, change, f"{bob} {ref}v2 koppi.consent_revoked", 60_000),
+        ev(kela, None, "consent.expired", f"{ref}v1", 90_000),  # one per member organisation
+        ev(county, None, "consent.expired", f"{ref}v1", 90_000),
+        ev(kela, None, "thread.purged", "7", 120_000),
+        ev(county, None, "thread.purged", "7", 120_000),
+        ev(county, bob, "admission.reconnect", "not-a-user - koppi.admitted", 130_000),
+    ]  # fmt: skip
+    rows = [
+        ConsentVersion(record=r.encode(), created_at=t0 + i * 60_000, log_index=i)
+        for i, r in enumerate((first, revoked))
+    ]
+    names = Directory(
+        users={alice: ("alice", kela), bob: ("bob", county), eve: ("eve", kela)},
+        orgs={kela: "Kela", county: "<b>Hyvinvointialue</b>"},
+    )
+    got = build_report("thread", "cd" * 32, [ThreadLogs(thread, events, rows, [])], names, t0)
+    (th,) = got["threads"]
+    assert [(c["event"], c["version"], c["at"] - t0) for c in th["consents"]] == [
+        ("given", 1, 0), ("revoked", 2, 60_000), ("expired", 1, 90_000),
+    ]  # fmt: skip
+    assert th["consents"][0]["organisations"][1] == {
+        "org": str(county), "name": "<b>Hyvinvointialue</b>", "may_store": False,
+        "basis": "statute", "statute": "SHL 1301/2014 41 §",
+    }  # fmt: skip
+    assert th["purged"] == [{"at": t0 + 120_000, "envelopes": 7}]
+    people = {p["username"]: p for o in th["organisations"] for p in o["professionals"]}
+    assert set(people) == {"alice", "bob"}  # eve was refused from the start: no access
+    assert people["bob"]["access"] == [
+        {"from": t0, "until": t0 + 60_000, "ended": "koppi.consent_revoked",
+         "bases": [{"consent": ref, "version": 1, "basis": "statute",
+                    "statute": "SHL 1301/2014 41 §"}]},
+    ]  # fmt: skip
+    assert people["bob"]["actions"] == [  # a subject of another form is kept as logged
+        {"at": t0 + 130_000, "action": "admission.reconnect",
+         "detail": "not-a-user - koppi.admitted"},
+    ]  # fmt: skip
+    html = render_report(got, "fi")
+    assert "Peruste: laki, SHL 1301/2014 41 § (suostumuksen versio 1)." in html
+    assert "päättyi, koska suostumus peruttiin" in html
+    assert "suostumus peruttu (versio 2)" in html and "suostumus päättyi (versio 1)" in html
+    assert "&lt;b&gt;Hyvinvointialue&lt;/b&gt;" in html and "<b>Hyvinvointialue" not in html
+    assert "salattuja tallenteita 7" in html
