@@ -39,7 +39,7 @@ REPORT = "right-to-know"
 VERSION = 1
 
 ADMISSION = frozenset({"admission.join", "admission.reconnect", "admission.consent_change"})
-RECORDED = {"consent.given": "given", "consent.superseded": "changed", "consent.revoked": "revoked"}
+RECORDED = frozenset({"consent.given", "consent.superseded", "consent.revoked"})  # by a recorder
 ADMITTED = "koppi.admitted"  # the reason of an admitting decision (server.services.admission)
 ACCOUNT_ENDED = "user.disabled"  # the user's every access ends with their account
 ENDED_BY_ACCOUNT = "koppi.user_disabled"
