@@ -31,6 +31,7 @@ from server.appkeys import (
     ORGS,
     RELEASE,
     RETENTION,
+    RIGHT_TO_KNOW,
     RNG,
     SOCKETS,
     THREADS,
@@ -64,6 +65,7 @@ from server.services.export import ExportService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
 from server.services.retention import RetentionService
+from server.services.right_to_know import RightToKnowService
 from server.services.threads import ThreadService
 from server.services.translog import TransparencyLog
 from server.services.users import UserService
@@ -142,6 +144,9 @@ def create_app(
         )
         app[THREADS] = ThreadService(threads, AccountRepository(engine), admission, clock, trail)
         app[EXPORTS] = ExportService(threads, admission, trail, clock)
+        app[RIGHT_TO_KNOW] = RightToKnowService(
+            threads, ConsentRepository(engine), trail, AccountRepository(engine), admission, clock
+        )
         retention = RetentionService(
             threads,
             admission,

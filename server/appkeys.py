@@ -22,6 +22,7 @@ from server.services.export import ExportService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
 from server.services.retention import RetentionService
+from server.services.right_to_know import RightToKnowService
 from server.services.threads import ThreadService
 from server.services.translog import TransparencyLog
 from server.services.users import UserService
@@ -46,4 +47,5 @@ AUDIT = web.AppKey("audit_checkpoints", AuditCheckpoints)
 THREADS = web.AppKey("threads", ThreadService)
 EXPORTS = web.AppKey("exports", ExportService)
 RETENTION = web.AppKey("retention", RetentionService)
+RIGHT_TO_KNOW = web.AppKey("right_to_know", RightToKnowService)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import json
 import os
 import sys
 import uuid
@@ -28,17 +29,23 @@ from crypto.treehead import key_id
 from server.app import LOG_KEY_NAME
 from server.audit import verify_chain
 from server.config import Config, ConfigError, load_config
+from server.consent_documents import LANGUAGES
 from server.db.engine import make_engine
 from server.db.migrate import SchemaOutdated, require_current_schema, upgrade
 from server.db.tables import Organisation, Thread
 from server.errors import ApiError
 from server.logging import configure
 from server.repositories.accounts import AccountRepository
+from server.repositories.consents import ConsentRepository
 from server.repositories.devices import DeviceRepository
 from server.repositories.threads import ThreadRepository
 from server.repositories.translog import LogRepository
+from server.right_to_know import render_report
+from server.services.admission import AdmissionService
 from server.services.auth import AuthService
 from server.services.organisations import OrganisationService
+from server.services.right_to_know import RightToKnowService
+from server.services.threads import CLIENT_REF
 from server.services.translog import append_entry
 from server.services.users import check_roles
 
@@ -148,6 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_subparsers(dest="audit_command", required=True).add_parser(
         "verify", help="walk the audit trail's hash chain; exit 1 at the first broken event"
     )
+    report = sub.add_parser(
+        "report",
+        help="operator: the client's right-to-know report (Act 703/2023, section 11) of every "
+        "thread of a client reference: who processed the case data, disclosures, when, basis",
+    )
+    report.add_argument("--client-ref", required=True, help="64 lowercase hex digits")
+    report.add_argument("--format", choices=("json", "html"), default="json")
+    report.add_argument("--lang", choices=LANGUAGES, default="fi", help="for --format html")
     demo = sub.add_parser("demo", help="create a demo database and serve it")
     demo.add_argument("--host")
     demo.add_argument("--port", type=int)
@@ -212,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             return seal_new_key(args.key_file, LOG_KEY_NAME, "KOPPI_LOG_KEY_PASSPHRASE")
         if args.command == "audit":
             return asyncio.run(_verify_audit(cfg))
+        if args.command == "report":
+            return asyncio.run(_report(cfg, args.client_ref, args.format, args.lang))
         if args.command == "demo":
             return demo_command(cfg)
     except SchemaOutdated as e:
@@ -271,6 +288,27 @@ async def _verify_audit(cfg: Config) -> int:
         f"audit chain intact: {verdict.events} events, head {verdict.head.hex()}"
         + (f"; holds the checkpoint at log index {max(checkpoints)[0]}" if checkpoints else "")
     )
+    return 0
+
+
+async def _report(cfg: Config, client_ref: str, fmt: str, lang: str) -> int:
+    """The right-to-know report of one client across the deployment, on stdout."""
+    if not CLIENT_REF.fullmatch(client_ref):
+        print("koppi: --client-ref must be 64 lowercase hex digits", file=sys.stderr)
+        return 2
+    async with _database(cfg) as engine:
+        clock = SystemClock()
+        threads, consents = ThreadRepository(engine), ConsentRepository(engine)
+        trail, accounts = DeviceRepository(engine), AccountRepository(engine)
+        admission = AdmissionService(threads, consents, trail, clock)
+        service = RightToKnowService(threads, consents, trail, accounts, admission, clock)
+        report = await service.of_client(client_ref)
+    if not report["threads"]:
+        print("koppi: no thread in this deployment has that client reference", file=sys.stderr)
+    if fmt == "json":
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print(render_report(report, lang))
     return 0
 
 

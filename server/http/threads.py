@@ -9,10 +9,12 @@ from typing import Annotated, Any
 import msgspec
 from aiohttp import web
 
-from server.appkeys import EXPORTS, RETENTION, THREADS
+from server.appkeys import EXPORTS, RETENTION, RIGHT_TO_KNOW, THREADS
 from server.bus import Delivery
+from server.consent_documents import LANGUAGES
 from server.errors import ApiError
 from server.http.api import parse, path_uuid, require_principal
+from server.right_to_know import render_report
 from server.services.admission import NOT_MEMBER
 from server.ws.frames import b64u_encode
 
@@ -147,6 +149,23 @@ async def thread_audit(request: web.Request) -> web.Response:
             ]
         }
     )
+
+
+@routes.get("/api/threads/{thread_id}/right-to-know")
+async def right_to_know(request: web.Request) -> web.Response:
+    """The client's right-to-know report of this thread (Act 703/2023, section 11): printable
+    (`?lang=fi|sv|en`, Finnish by default) or `?format=json`."""
+    principal = await require_principal(request)
+    fmt, lang = request.query.get("format", "html"), request.query.get("lang", "fi")
+    if fmt not in ("html", "json"):
+        raise ApiError(400, "koppi.bad_request", "format: html or json")
+    if lang not in LANGUAGES:
+        raise ApiError(400, "koppi.bad_request", "lang: fi, sv or en")
+    thread_id = path_uuid(request, "thread_id", NOT_MEMBER)
+    report = await request.app[RIGHT_TO_KNOW].of_thread(principal, thread_id)
+    if fmt == "json":
+        return web.json_response(report)
+    return web.Response(text=render_report(report, lang), content_type="text/html")
 
 
 @routes.post("/api/threads/{thread_id}/close")

@@ -71,6 +71,19 @@ class AccountRepository:
             row = (await conn.execute(select(User).where(User.id == user_id))).first()
         return User(**row._mapping) if row else None
 
+    async def users_by_id(self, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, User]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(select(User).where(User.id.in_(list(user_ids))))
+            return {r.id: User(**r._mapping) for r in rows}
+
+    async def organisations_by_id(self, org_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Names of the organisations with these ids (unknown ids are left out)."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(Organisation.id, Organisation.name).where(Organisation.id.in_(list(org_ids)))
+            )
+            return {r.id: r.name for r in rows}
+
     async def users_of_org(self, org_id: uuid.UUID) -> list[User]:
         async with self._engine.connect() as conn:
             rows = await conn.execute(

@@ -162,13 +162,39 @@ class DeviceRepository:
             )
             return [AuditEvent(**r._mapping) for r in rows]
 
-    async def thread_trail(self, thread_id: uuid.UUID) -> list[AuditEvent]:
-        """Every organisation's events about one thread, oldest first."""
+    async def audit_of_threads(self, thread_ids: Sequence[uuid.UUID]) -> list[AuditEvent]:
+        """Every organisation's events about these threads, in chain order (by the thread index,
+        `server.audit.thread_of`): for the client's right-to-know report."""
+        if not thread_ids:
+            return []
         async with self._engine.connect() as conn:
             rows = await conn.execute(
-                select(AuditEvent).where(AuditEvent.thread_id == thread_id).order_by(AuditEvent.id)
+                select(AuditEvent)
+                .where(AuditEvent.thread_id.in_(list(thread_ids)))
+                .order_by(AuditEvent.id)
             )
             return [AuditEvent(**r._mapping) for r in rows]
+
+    async def audit_about_users(
+        self, actions: Sequence[str], user_ids: Iterable[uuid.UUID]
+    ) -> list[AuditEvent]:
+        """Events of these actions whose subject is one of these users (`user.disabled`...)."""
+        subjects = [str(u) for u in user_ids]
+        if not subjects:
+            return []
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(AuditEvent)
+                .where(AuditEvent.action.in_(list(actions)), AuditEvent.subject.in_(subjects))
+                .order_by(AuditEvent.id)
+            )
+            return [AuditEvent(**r._mapping) for r in rows]
+
+    async def of_users(self, user_ids: Iterable[uuid.UUID]) -> list[Device]:
+        """Every device of these users, whatever its status."""
+        query = select(Device).where(Device.user_id.in_(list(user_ids)))
+        async with self._engine.connect() as conn:
+            return [Device(**r._mapping) for r in await conn.execute(query)]
 
     async def log_entries_of_kind(self, kind: str) -> list[tuple[int, bytes]]:
         async with self._engine.connect() as conn:

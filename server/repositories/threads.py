@@ -64,6 +64,19 @@ class NewEnvelope:
 
 
 @dataclass(frozen=True)
+class StoredMessage:
+    """A stored message's header as the server keeps it (never its body): who sent it, when,
+    and its storage label. What the right-to-know report reads while the message is kept."""
+
+    thread_id: uuid.UUID
+    seq: int
+    msg_id: bytes
+    sender_user: uuid.UUID
+    at: int
+    label: str  # canonical JSON: {"basis":..,"orgs":[..]}
+
+
+@dataclass(frozen=True)
 class Member:
     """An invited member of a thread, as admission judges them."""
 
@@ -98,6 +111,48 @@ class ThreadRepository:
                         for m in members
                     ],
                 )
+
+    async def get(self, thread_id: uuid.UUID) -> Thread | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(Thread).where(Thread.id == thread_id))).first()
+        return None if row is None else Thread(**row._mapping)
+
+    async def of_client(self, client_ref: str) -> list[Thread]:
+        """Every thread of one client (a client reference), oldest first."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(Thread)
+                .where(Thread.client_ref == client_ref)
+                .order_by(Thread.created_at, Thread.id)
+            )
+            return [Thread(**r._mapping) for r in rows]
+
+    async def message_headers(self, thread_ids: Sequence[uuid.UUID]) -> list[StoredMessage]:
+        """The stored messages of these threads without their bodies, in each thread's order."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(
+                    Envelope.thread_id,
+                    Envelope.seq,
+                    Envelope.msg_id,
+                    Envelope.sender_user,
+                    Envelope.created_at,
+                    Envelope.label,
+                )
+                .where(Envelope.thread_id.in_(list(thread_ids)), Envelope.kind == "message")
+                .order_by(Envelope.thread_id, Envelope.seq)
+            )
+            return [
+                StoredMessage(
+                    r.thread_id,
+                    int(r.seq),
+                    bytes(r.msg_id),
+                    r.sender_user,
+                    int(r.created_at),
+                    r.label,
+                )
+                for r in rows
+            ]
 
     async def threads_of(self, user_id: uuid.UUID) -> dict[uuid.UUID, int]:
         """The user's threads with their head sequence (0 when empty)."""

@@ -94,7 +94,7 @@ class ExportService:
         """Every organisation's audit events about the thread (admissions, consents, commits,
         removals, exports, closing, purge): what its participants see of who did what."""
         await self._admission.require_invited(principal, thread_id)
-        return await self._trail.thread_trail(thread_id)
+        return await self._trail.audit_of_threads([thread_id])
 
 
 def _wire_id(msg_id: bytes) -> str:

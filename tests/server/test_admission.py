@@ -486,7 +486,7 @@ async def test_participants_see_every_organisations_events_about_their_thread(
     )  # fmt: skip
     again = (await bob.get(f"/api/threads/{cast.thread}/audit"))["events"]
     assert again == events
-    assert len(await DeviceRepository(cast.app[ENGINE]).thread_trail(elsewhere)) == 1
+    assert len(await DeviceRepository(cast.app[ENGINE]).audit_of_threads([elsewhere])) == 1
     mallory = await Api.of(cast, "mallory")
     r = await cast.client.get(f"/api/threads/{cast.thread}/audit", headers=mallory.headers)
     assert r.status == 403 and (await r.json())["error"]["code"] == "koppi.not_member"
