@@ -117,8 +117,20 @@ def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> N
         ("[koppi]\nprot = 1\n", {}),
         ("", {"KOPPI_PORT": "eighty"}),
         ('[koppi]\nlog_format = "xml"\n', {}),
+        ('[koppi]\nroot_public_key = "abcd"\n', {}),
+        ("", {"KOPPI_ROOT_PUBLIC_KEY": "zz" * 32}),
+        ("[koppi]\nlog_quorum = 1\n", {}),
+        ("[koppi]\nlog_quorum = -1\n", {}),
     ],
-    ids=["unknown-key", "bad-env-type", "bad-choice"],
+    ids=[
+        "unknown-key",
+        "bad-env-type",
+        "bad-choice",
+        "short-root-key",
+        "root-key-not-hex",
+        "quorum-without-witnesses",
+        "negative-quorum",
+    ],
 )
 def test_bad_configuration_is_an_error(tmp_path: Path, content: str, env: dict[str, str]) -> None:
     path = tmp_path / "koppi.toml"
