@@ -41,7 +41,11 @@ class Deployment:
 
 @contextlib.contextmanager
 def deployment(
-    tmp_path: Path, users: dict[str, str], *, log: bool = True, settings: dict[str, str] | None = None
+    tmp_path: Path,
+    users: dict[str, str],
+    *,
+    log: bool = True,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[Deployment]:
     """`users`: username -> role, all of Kela, all with PASSWORD; `settings`: more `KOPPI_*`."""
     with socket.socket() as s:

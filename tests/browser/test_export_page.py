@@ -13,12 +13,12 @@ nothing; a professional outside the thread sees the server's refusal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import sqlite3
 import time
 import uuid
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -71,7 +71,9 @@ def server(tmp_path: Path) -> Iterator[Deployment]:
                   stdin=PASSWORD + "\n")  # fmt: skip
         koppi(env, "user", "roles", "alice", "--roles", "professional,consent-recorder")
         for business_id, key in ((KELA, KELA_KEY), (COUNTY, COUNTY_KEY)):
-            koppi(env, "org", "admit", business_id, key.public.hex(), "--root-key", running.root_key)
+            koppi(
+                env, "org", "admit", business_id, key.public.hex(), "--root-key", running.root_key
+            )
         yield running
 
 
@@ -87,12 +89,12 @@ class Api:
     async def as_user(self, user: str) -> Http:
         if user not in self.tokens:
             # unsafe: the test server is at an IP address, whose cookies aiohttp drops otherwise
-            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as login_session:
-                r = await login_session.post(self.url + "/api/login",
-                                             json={"username": user, "password": PASSWORD})  # fmt: skip
-                csrf = (await r.json())["csrf_token"]
-                r = await login_session.post(self.url + "/api/tokens", json={"label": "test"},
-                                             headers={"X-CSRF-Token": csrf})  # fmt: skip
+            jar = aiohttp.CookieJar(unsafe=True)
+            async with aiohttp.ClientSession(self.url, cookie_jar=jar) as login_session:
+                login = {"username": user, "password": PASSWORD}
+                r = await login_session.post("/api/login", json=login)
+                csrf = {"X-CSRF-Token": (await r.json())["csrf_token"]}
+                r = await login_session.post("/api/tokens", json={"label": "test"}, headers=csrf)
                 self.tokens[user] = (await r.json())["token"]
         return Http(self.url, self.tokens[user], self.session)
 
@@ -215,7 +217,9 @@ def relabel(server: Deployment, seq: int, orgs: list[uuid.UUID]) -> None:
     path = server.env["KOPPI_DATABASE_URL"].split("///", 1)[1]
     label = json.dumps({"basis": "consent", "orgs": sorted(str(o) for o in orgs)})
     with sqlite3.connect(path, timeout=10) as db:
-        assert db.execute("UPDATE envelopes SET label = ? WHERE seq = ?", (label, seq)).rowcount == 1
+        assert (
+            db.execute("UPDATE envelopes SET label = ? WHERE seq = ?", (label, seq)).rowcount == 1
+        )
 
 
 def python_export(server: Deployment, case: Scripted) -> dict[str, Any]:
@@ -234,9 +238,9 @@ def disclosures(server: Deployment, thread: uuid.UUID) -> list[dict[str, Any]]:
     async def go() -> list[dict[str, Any]]:
         async with Api.of(server) as api:
             bob = await api.as_user("bob")
-            listed: list[dict[str, Any]] = (
-                await bob.get(f"/api/threads/{thread}/disclosures")
-            )["disclosures"]
+            listed: list[dict[str, Any]] = (await bob.get(f"/api/threads/{thread}/disclosures"))[
+                "disclosures"
+            ]
             return listed
 
     return run(go)
@@ -324,9 +328,11 @@ def test_the_browser_exports_what_its_organisation_may_store_as_python_does(
         case.seqs[t] for t in ("Kela only: toimeentulotuki haettu", "both may store\nkaksi riviä",
                                HOSTILE)
     ]  # fmt: skip
-    assert [(r["seq"], r["id"], r["code"]) for r in got["refused"]] == [
-        (r["seq"], r["id"], r["code"]) for r in want["refused"]
-    ] == [(case.seqs[RELABELLED], want["refused"][0]["id"], "koppi.label_mismatch")]
+    assert (
+        [(r["seq"], r["id"], r["code"]) for r in got["refused"]]
+        == [(r["seq"], r["id"], r["code"]) for r in want["refused"]]
+        == [(case.seqs[RELABELLED], want["refused"][0]["id"], "koppi.label_mismatch")]
+    )
     assert got["messages"][2]["sender"]["organisation"] == str(case.county)
     assert got["messages"][0]["label"]["organisations"] == [str(case.kela)]
 
