@@ -324,6 +324,17 @@ def test_the_demo_runs_with_a_transparency_log_and_says_how_to_admit_an_organisa
             urllib.request.Request(base + panel.group(1), headers={"Cookie": cookie})
         ) as r:
             assert r.status == 200 and b"consent-panel.js" in r.read()
+        export = base + panel.group(1).replace("/consent", "/export")
+        with urllib.request.urlopen(
+            urllib.request.Request(export, headers={"Cookie": cookie})
+        ) as r:
+            page = r.read().decode()
+        root = re.search(r"demo root key (\S+) \(passphrase", banner)
+        assert root is not None, banner
+        shown = _koppi("root", "fingerprint", root.group(1),
+                       env={"KOPPI_ROOT_KEY_PASSPHRASE": command.group(1)})  # fmt: skip
+        root_public = shown.stdout.split("public key:")[1].split()[0]
+        assert f'data-root="{root_public}"' in page  # the export page pins the demo root
         assert bytes.fromhex(org_public) == base64.urlsafe_b64decode(
             answer["current"]["org_public"] + "="
         )
