@@ -19,7 +19,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,10 +52,10 @@ RELABELLED = "county only, relabelled by the server"
 T = TypeVar("T")
 
 
-def run(coro: Callable[[], Awaitable[T]]) -> T:
+def run(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Python's client beside Playwright, whose sync API holds this thread's event loop."""
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro()).result()  # type: ignore[arg-type]
+        return pool.submit(asyncio.run, coro()).result()
 
 
 @pytest.fixture
@@ -260,7 +260,7 @@ def enrol(page: Any, url: str) -> None:
     page.wait_for_selector("#device-status[data-status=pending]")
 
 
-def export(page: Any, url: str) -> None:
+def export(page: Any) -> None:
     page.click("#export-run")
     page.wait_for_selector("#export-panel[data-state=done], #export-panel[data-state=error]")
 
@@ -291,7 +291,7 @@ def test_the_browser_exports_what_its_organisation_may_store_as_python_does(
     open_export(kirsi, url, case.thread, "en")
     assert kirsi.text_content("#thread-client-ref") == CLIENT_REF.hex()[:12] + "…"
     assert kirsi.text_content("#thread-purpose") == "rehabilitation-planning"
-    export(kirsi, url)
+    export(kirsi)
     assert kirsi.get_attribute("#export-panel", "data-state") == "done", kirsi.text_content(
         "#export-error"
     )
@@ -358,7 +358,7 @@ def test_a_browser_without_keys_or_outside_the_roster_gets_a_clear_error(
 
     # No device keys in this browser (Finnish, the default language).
     open_export(kalle, url, case.thread)
-    export(kalle, url)
+    export(kalle)
     assert kalle.get_attribute("#export-panel", "data-error") == "koppi.no_device_keys"
     assert "laitteen avaimia" in (kalle.text_content("#export-error") or "")
     assert kalle.locator("#export-download").is_hidden()
@@ -373,7 +373,7 @@ def test_a_browser_without_keys_or_outside_the_roster_gets_a_clear_error(
     run(approve)
     time.sleep(1.2)  # the next head covers the certificate
     open_export(kalle, url, case.thread, "sv")
-    export(kalle, url)
+    export(kalle)
     assert kalle.get_attribute("#export-panel", "data-error") == "koppi.not_in_roster"
     assert "medlemsförteckning" in (kalle.text_content("#export-error") or "")
     assert kalle.locator("#export-messages li").count() == 0
