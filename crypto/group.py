@@ -713,7 +713,9 @@ class ThreadState:
         for data, seq in commits:
             state.apply(data, seq, trust, live=False)
         if state.epoch is None or state.epoch not in state._epochs:
-            raise LocalProtocolError("this device is not in the thread's current roster")
+            raise LocalProtocolError(
+                "this device is not in the thread's current roster", code=msg.NOT_IN_ROSTER
+            )
         return state
 
     def snapshot(self) -> bytes:

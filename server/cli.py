@@ -721,6 +721,7 @@ def demo_command(cfg: Config) -> int:
     banner += (
         f"\nThe demo case conference waits for the client's consent: enrol a device at /devices,"
         f" have it approved at /admin, then record it at /threads/{DEMO_THREAD}/consent"
+        f" (the thread's export page, decrypted in the browser: /threads/{DEMO_THREAD}/export)"
     )
     if not cfg.log_key_file:  # the admin console needs the transparency log: demo keys
         cfg, root_file = _demo_keys(cfg)
@@ -753,4 +754,9 @@ def _demo_keys(cfg: Config) -> tuple[Config, Path]:
             blob = seal_keyfile({name: key.seed_bytes()}, DEMO_KEYS, OsRng())
             (folder / file).write_bytes(blob)
     os.environ["KOPPI_LOG_KEY_PASSPHRASE"] = DEMO_KEYS
-    return replace(cfg, log_key_file=str(folder / "demo-log.key")), folder / "demo-root.key"
+    root = SigningKey.from_seed(
+        open_keyfile((folder / "demo-root.key").read_bytes(), DEMO_KEYS)[ROOT_KEY_NAME]
+    )
+    # The browser pages that check the log (a thread's export page) pin the demo root.
+    cfg = replace(cfg, log_key_file=str(folder / "demo-log.key"), root_public_key=root.public.hex())
+    return cfg, folder / "demo-root.key"

@@ -46,12 +46,31 @@ class Config:
     max_message_age_days: int = 3650  # and no message is kept longer than this, closed or not
     purge_interval_s: int = 3600  # how often the purge job looks
     log_witness_keys: str = ""  # witnesses' Ed25519 public keys (hex, comma-separated)
+    root_public_key: str = ""  # the deployment root's public key (hex), pinned by browser pages
+    log_quorum: int = 0  # cosignatures of log_witness_keys the browser pages require on a head
 
     def __post_init__(self) -> None:
         try:
-            self.witness_keys()
+            witnesses = self.witness_keys()
         except ValueError:
             raise ConfigError("log_witness_keys: comma-separated hex Ed25519 public keys") from None
+        try:
+            self.root_public()
+        except ValueError:
+            raise ConfigError(
+                "root_public_key: 64 hex digits (`koppi root init` prints it)"
+            ) from None
+        if not 0 <= self.log_quorum <= len(witnesses):
+            raise ConfigError("log_quorum: between 0 and the number of log_witness_keys")
+
+    def root_public(self) -> bytes | None:
+        """The root key browser pages pin (None: not configured, so they cannot check trust)."""
+        if not self.root_public_key.strip():
+            return None
+        public = bytes.fromhex(self.root_public_key.strip())
+        if len(public) != 32:
+            raise ValueError("the root public key is 32 bytes")
+        return public
 
     def witness_keys(self) -> dict[bytes, bytes]:
         """The configured witnesses by key id (SHA-256 of the public key)."""

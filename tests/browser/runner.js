@@ -14,6 +14,7 @@ import * as C from "/web/static/protocol/commit.js";
 import * as G from "/web/static/protocol/group.js";
 import * as KS from "/web/static/protocol/keystore.js";
 import * as FP from "/web/static/protocol/fingerprint.js";
+import * as FL from "/web/static/protocol/follower.js";
 import { StorageLabel } from "/web/static/protocol/message.js";
 import { CoveredOrganisation } from "/web/static/protocol/consent.js";
 
@@ -764,4 +765,57 @@ export async function labelPolicies() {
     }
   }
   return { cases: doc.label_policies.length, failures };
+}
+
+// --- the log follower (protocol/follower.js), against the same log as client/trust.py -------
+
+
+let FOLLOWER = null;
+
+/** A follower pinned like the Python one; `served` maps each path the follower may ask for to
+ * the server's JSON. Returns what it trusts, or the error code. */
+export async function followLog(cfg, served, fresh = false) {
+  if (fresh || !FOLLOWER) {
+    const config = cfg.quorum
+      ? await TH.LogConfig.create(u(cfg.log_public), cfg.witness_publics.map(u), cfg.quorum)
+      : await TH.LogConfig.unwitnessed(u(cfg.log_public));
+    FOLLOWER = new FL.LogFollower(new ID.TrustStore(u(cfg.root_public), new TH.LogView(config, { nowMs: () => cfg.now_ms })));
+  }
+  FOLLOWER.trust.log.clock = { nowMs: () => cfg.now_ms };
+  const asked = [];
+  const get = async (path) => {
+    asked.push(path);
+    if (!(path in served)) throw Object.assign(new Error(`not served: ${path}`), { code: "koppi.not_found" });
+    return served[path];
+  };
+  try {
+    await FOLLOWER.follow(get);
+  } catch (e) {
+    return { error: e.code ?? String(e), asked, size: FOLLOWER.size };
+  }
+  const trust = FOLLOWER.trust;
+  const devices = {};
+  for (const [id, d] of trust.devices) {
+    devices[id] = { cert_log_index: d.certLogIndex, revoked_at_index: d.revokedAtIndex, cert_hash: hex(d.certHash) };
+  }
+  return {
+    asked, size: FOLLOWER.size, root: hex(await FOLLOWER.tree.root()),
+    refused: Object.fromEntries([...FOLLOWER.refused].map(([i, r]) => [String(i), [r.kind, r.code]])),
+    devices, links: [...trust.links.keys()].sort(),
+    consents: cfg.consents.map((h) => trust.consent(u(h)) !== null),
+  };
+}
+
+/** Every root, inclusion proof and consistency proof of the tree over `leafHashes` (hex). */
+export async function merkleProofs(leafHashes) {
+  const tree = new FL.MerkleTree();
+  for (const h of leafHashes) await tree.appendLeafHash(u(h));
+  const n = tree.size;
+  const out = { roots: [], inclusion: {}, consistency: {} };
+  for (let size = 0; size <= n; size++) {
+    out.roots.push(hex(await tree.root(size)));
+    for (let m = 0; m < size; m++) out.inclusion[`${m}/${size}`] = (await tree.inclusionProof(m, size)).map(hex);
+    for (let m = 0; m <= size; m++) out.consistency[`${m}/${size}`] = (await tree.consistencyProof(m, size)).map(hex);
+  }
+  return out;
 }

@@ -40,12 +40,22 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployment(tmp_path: Path, users: dict[str, str], *, log: bool = True) -> Iterator[Deployment]:
-    """`users`: username -> role, all of Kela, all with PASSWORD."""
+def deployment(
+    tmp_path: Path,
+    users: dict[str, str],
+    *,
+    log: bool = True,
+    settings: dict[str, str] | None = None,
+) -> Iterator[Deployment]:
+    """`users`: username -> role, all of Kela, all with PASSWORD; `settings`: more `KOPPI_*`."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "KOPPI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'koppi.sqlite3'}"}
+    env = {
+        **os.environ,
+        "KOPPI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'koppi.sqlite3'}",
+        **(settings or {}),
+    }
     if log:
         env |= {
             "KOPPI_LOG_KEY_FILE": str(tmp_path / "log.key"),
@@ -59,7 +69,8 @@ def deployment(tmp_path: Path, users: dict[str, str], *, log: bool = True) -> It
               stdin=PASSWORD + "\n")  # fmt: skip
     if log:
         koppi(env, "log", "init", str(tmp_path / "log.key"))
-        koppi(env, "root", "init", str(tmp_path / "root.key"))
+        printed = koppi(env, "root", "init", str(tmp_path / "root.key"))
+        env["KOPPI_ROOT_PUBLIC_KEY"] = printed.split("public key:")[1].split()[0]  # pages pin it
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", str(port)],
         cwd=ROOT,

@@ -119,8 +119,20 @@ def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> N
         ("[koppi]\nprot = 1\n", {}),
         ("", {"KOPPI_PORT": "eighty"}),
         ('[koppi]\nlog_format = "xml"\n', {}),
+        ('[koppi]\nroot_public_key = "abcd"\n', {}),
+        ("", {"KOPPI_ROOT_PUBLIC_KEY": "zz" * 32}),
+        ("[koppi]\nlog_quorum = 1\n", {}),
+        ("[koppi]\nlog_quorum = -1\n", {}),
     ],
-    ids=["unknown-key", "bad-env-type", "bad-choice"],
+    ids=[
+        "unknown-key",
+        "bad-env-type",
+        "bad-choice",
+        "short-root-key",
+        "root-key-not-hex",
+        "quorum-without-witnesses",
+        "negative-quorum",
+    ],
 )
 def test_bad_configuration_is_an_error(tmp_path: Path, content: str, env: dict[str, str]) -> None:
     path = tmp_path / "koppi.toml"
@@ -314,6 +326,17 @@ def test_the_demo_runs_with_a_transparency_log_and_says_how_to_admit_an_organisa
             urllib.request.Request(base + panel.group(1), headers={"Cookie": cookie})
         ) as r:
             assert r.status == 200 and b"consent-panel.js" in r.read()
+        export = base + panel.group(1).replace("/consent", "/export")
+        with urllib.request.urlopen(
+            urllib.request.Request(export, headers={"Cookie": cookie})
+        ) as r:
+            page = r.read().decode()
+        root = re.search(r"demo root key (\S+) \(passphrase", banner)
+        assert root is not None, banner
+        shown = _koppi("root", "fingerprint", root.group(1),
+                       env={"KOPPI_ROOT_KEY_PASSPHRASE": command.group(1)})  # fmt: skip
+        root_public = shown.stdout.split("public key:")[1].split()[0]
+        assert f'data-root="{root_public}"' in page  # the export page pins the demo root
         assert bytes.fromhex(org_public) == base64.urlsafe_b64decode(
             answer["current"]["org_public"] + "="
         )

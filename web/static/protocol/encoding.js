@@ -179,3 +179,16 @@ export async function sha256(data) {
 }
 
 export { utf8 };
+
+/** Unpadded base64url, as JSON carries byte strings on the wire (docs/protocol.md §1). */
+export function b64u(bytes) {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+export function unb64u(text) {
+  if (typeof text !== "string" || !/^[A-Za-z0-9_-]*$/.test(text)) throw new DecodeError("not base64url");
+  const b64 = text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4);
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}

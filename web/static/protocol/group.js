@@ -480,3 +480,14 @@ export async function restoreThread(genesis, me, commits, trust, snapshot) {
   if (state.epoch === epoch) state.counter = counter;
   return state;
 }
+
+/** The welcome path (crypto/group.py `ThreadState.join`): verify the whole chain from genesis,
+ * unwrap this device's secret and its history grants. `commits`: [[bytes, seq], ...] in order. */
+export async function joinThread(genesis, me, commits, trust) {
+  const state = new ThreadState(genesis, me);
+  for (const [data, seq] of commits) await state.apply(data, seq, trust, { live: false });
+  if (state.epoch === null || !state.epochs.has(state.epoch)) {
+    throw new LocalProtocolError("this device is not in the thread's current roster", "koppi.not_in_roster");
+  }
+  return state;
+}

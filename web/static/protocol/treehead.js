@@ -77,6 +77,18 @@ export class LogConfig {
     return c;
   }
 
+  /** A log without witnesses (quorum 0): heads are trusted through the log signature alone,
+   * as a Python client pinned without witnesses (client/keystore.py `Pins.log_view`). */
+  static async unwitnessed(logPublicKey, maxHeadAgeMs = MAX_HEAD_AGE_MS) {
+    const c = new LogConfig();
+    c.logPublicKey = checkEd25519Public(logPublicKey);
+    c.logId = await keyId(logPublicKey);
+    c.witnesses = new Map();
+    c.quorum = 0;
+    c.maxHeadAgeMs = maxHeadAgeMs;
+    return c;
+  }
+
   /** Log signature and quorum; cosignatures by unknown witnesses or bad ones do not count. */
   async verify(cth) {
     if (hex(cth.head.logId) !== hex(this.logId)) throw new TreeHeadError("tree head of another log", UNKNOWN_LOG);

@@ -1,0 +1,91 @@
+"""The words of the thread's export page in Finnish, Swedish and English (`?lang=fi|sv|en`, as
+the client's receipt takes them, server/consent_documents.py). The template prints the static
+ones; the page's module reads the rest (outcomes and error texts by code) from a JSON data block,
+so every language lives here, in one table a test holds complete."""
+
+from __future__ import annotations
+
+from server.consent_documents import LANGUAGES
+
+__all__ = ["EXPORT_PAGE", "LANGUAGES"]
+
+EXPORT_PAGE: dict[str, dict[str, str]] = {
+    "fi": {
+        "title": "Vienti omiin asiakirjoihin",
+        "intro": "Tämä laite purkaa salauksen täällä ja vie ne viestit, jotka organisaatiosi saa "
+        "tallentaa omiin asiakirjoihinsa. Jokainen vienti on luovutus, jonka kaikki "
+        "keskustelun osallistujat näkevät.",
+        "client_ref": "Asiakastunniste",
+        "purpose": "Käyttötarkoitus",
+        "button": "Vie se, minkä organisaationi saa tallentaa",
+        "working": "Viedään…",
+        "done": "Vietiin {exported} viestiä, hylättiin {refused}.",
+        "messages": "Viedyt viestit",
+        "refused": "Hylätyt viestit",
+        "none": "Ei yhtään.",
+        "sender": "Lähettäjä",
+        "label": "Saa tallentaa",
+        "download": "Lataa JSON (koppi-export/1)",
+        "binary": "Muu sisältö ({type}, {bytes} tavua)",
+        "error": "Vienti epäonnistui",
+        "koppi.no_device_keys": "Tässä selaimessa ei ole laitteen avaimia. Ota selain käyttöön "
+        "sivulla /devices ja pyydä ylläpitäjää hyväksymään se.",
+        "koppi.not_in_roster": "Tämä laite ei ole keskustelun jäsenluettelossa, joten se ei voi "
+        "purkaa viestejä. Pyydä keskustelun jäsentä lisäämään laite.",
+        "koppi.not_member": "Et ole tämän keskustelun jäsen.",
+        "koppi.no_pins": "Palvelimelle ei ole määritetty juuriavainta tai lokia, joten tämä "
+        "selain ei voi tarkistaa laitteiden varmenteita.",
+    },
+    "sv": {
+        "title": "Export till egna handlingar",
+        "intro": "Den här enheten dekrypterar här och exporterar de meddelanden som din "
+        "organisation får lagra i sina egna handlingar. Varje export är ett utlämnande som "
+        "alla deltagare i tråden ser.",
+        "client_ref": "Klientreferens",
+        "purpose": "Ändamål",
+        "button": "Exportera det som min organisation får lagra",
+        "working": "Exporterar…",
+        "done": "{exported} meddelanden exporterades, {refused} avvisades.",
+        "messages": "Exporterade meddelanden",
+        "refused": "Avvisade meddelanden",
+        "none": "Inga.",
+        "sender": "Avsändare",
+        "label": "Får lagras av",
+        "download": "Ladda ner JSON (koppi-export/1)",
+        "binary": "Annat innehåll ({type}, {bytes} byte)",
+        "error": "Exporten misslyckades",
+        "koppi.no_device_keys": "Den här webbläsaren har inga enhetsnycklar. Registrera den på "
+        "sidan /devices och be administratören godkänna den.",
+        "koppi.not_in_roster": "Den här enheten finns inte i trådens medlemsförteckning och kan "
+        "inte dekryptera meddelandena. Be en medlem i tråden att lägga till enheten.",
+        "koppi.not_member": "Du är inte medlem i den här tråden.",
+        "koppi.no_pins": "Servern har ingen rotnyckel eller logg konfigurerad, så den här "
+        "webbläsaren kan inte kontrollera enheternas certifikat.",
+    },
+    "en": {
+        "title": "Export to our own records",
+        "intro": "This device decrypts here and exports the messages your organisation may "
+        "store in its own records. Every export is a disclosure that all participants of the "
+        "thread see.",
+        "client_ref": "Client reference",
+        "purpose": "Purpose",
+        "button": "Export what my organisation may store",
+        "working": "Exporting…",
+        "done": "{exported} messages exported, {refused} refused.",
+        "messages": "Exported messages",
+        "refused": "Refused messages",
+        "none": "None.",
+        "sender": "Sender",
+        "label": "May be stored by",
+        "download": "Download JSON (koppi-export/1)",
+        "binary": "Other content ({type}, {bytes} bytes)",
+        "error": "The export failed",
+        "koppi.no_device_keys": "This browser holds no device keys. Enrol it at /devices and ask "
+        "your admin to approve it.",
+        "koppi.not_in_roster": "This device is not in the thread's roster, so it cannot decrypt "
+        "the messages. Ask a member of the thread to add this device.",
+        "koppi.not_member": "You are not a member of this thread.",
+        "koppi.no_pins": "The server has no root key or log configured, so this browser cannot "
+        "check the devices' certificates.",
+    },
+}
