@@ -135,17 +135,10 @@ class Exporter:
         if genesis.thread_id != thread.bytes:
             raise ExportError("the server sent another thread's genesis", code="koppi.bad_genesis")
 
-        commits = {e["seq"]: e for e in await self._pages(f"/api/threads/{thread}/commits", 0)}
-        out = ThreadExport(thread, org, info["client_ref"], info["purpose"], after,
-                           self._clock.now_ms(), after)  # fmt: skip
-        messages = []
-        for page in await self._export_pages(thread, after, out):
-            for e in page:
-                if e["kind"] == "commit":
-                    commits.setdefault(e["seq"], e)
-                else:
-                    messages.append(e)
-        chain = [(unb64u(e["body"]), seq) for seq, e in sorted(commits.items())]
+        # Join before asking for content: a device outside the roster gets none, and leaves
+        # no disclosure record behind.
+        commits = await self._pages(f"/api/threads/{thread}/commits", 0)
+        chain = [(unb64u(e["body"]), e["seq"]) for e in commits]
         try:
             state = ThreadState.join(genesis, self._device, chain, trust)
         except KoppiError as err:
@@ -154,17 +147,24 @@ class Exporter:
                 " to the thread's roster",
                 code=err.code,
             ) from None
-        for m in messages:
-            out.next_after = max(out.next_after, m["seq"])
-            try:
-                opened = state.decrypt(unb64u(m["body"]), m["seq"])
-                self._check(opened, m, org)
-            except KoppiError as err:
-                out.refused.append(RefusedMessage(m["seq"], m["id"], err.code, str(err)))
-                continue
-            out.messages.append(_exported(opened, m))
-        if commits:
-            out.next_after = max(out.next_after, max(commits))
+        applied = {e["seq"] for e in commits}
+        out = ThreadExport(thread, org, info["client_ref"], info["purpose"], after,
+                           self._clock.now_ms(), max(applied | {after}))  # fmt: skip
+        for page in await self._export_pages(thread, after, out):
+            for e in page:
+                out.next_after = max(out.next_after, e["seq"])
+                if e["kind"] == "commit":
+                    if e["seq"] not in applied:  # sequenced since the join
+                        state.apply(unb64u(e["body"]), e["seq"], trust, live=False)
+                        applied.add(e["seq"])
+                    continue
+                try:
+                    opened = state.decrypt(unb64u(e["body"]), e["seq"])
+                    self._check(opened, e, org)
+                except KoppiError as err:
+                    out.refused.append(RefusedMessage(e["seq"], e["id"], err.code, str(err)))
+                    continue
+                out.messages.append(_exported(opened, e))
         return out
 
     @staticmethod

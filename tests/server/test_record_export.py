@@ -197,6 +197,9 @@ async def test_a_device_added_later_gets_the_history_the_consent_allows(case: Ca
     with pytest.raises(ExportError) as refused:
         await (await case.exporter()).export(case.cast.thread, case.kela)
     assert "roster" in str(refused.value) and refused.value.code == "koppi.not_in_roster"
+    # It joins before it asks for content: nothing was disclosed to a device that cannot read.
+    bob = await Api.of(case.cast, "bob")
+    assert await bob.get(f"/api/threads/{case.cast.thread}/disclosures") == {"disclosures": []}
     await case.alice.add(case.cast.thread, [case.records.device().device_id])
     done = await (await case.exporter()).export(case.cast.thread, case.kela)
     assert [m.seq for m in done.messages] == [
