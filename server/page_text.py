@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from server.consent_documents import LANGUAGES
 
-__all__ = ["EXPORT_PAGE", "LANGUAGES"]
+__all__ = ["COMMON", "EXPORT_PAGE", "LANGUAGES", "LANGUAGE_NAMES"]
 
 EXPORT_PAGE: dict[str, dict[str, str]] = {
     "fi": {
@@ -89,3 +89,32 @@ EXPORT_PAGE: dict[str, dict[str, str]] = {
         "check the devices' certificates.",
     },
 }
+
+# What every page shows around its own content (web/templates/base.html).
+COMMON: dict[str, dict[str, str]] = {
+    "fi": {
+        "tagline": "asiakkaan verkostoneuvottelut, päästä päähän salattuina",
+        "language": "Kieli",
+        "nav": "Sivut",
+        "threads": "Neuvottelut",
+        "devices": "Tämä laite",
+        "admin": "Ylläpito",
+    },
+    "sv": {
+        "tagline": "klientens nätverksmöten, krypterade från ända till ända",
+        "language": "Språk",
+        "nav": "Sidor",
+        "threads": "Möten",
+        "devices": "Den här enheten",
+        "admin": "Administration",
+    },
+    "en": {
+        "tagline": "case conferences, end-to-end encrypted",
+        "language": "Language",
+        "nav": "Pages",
+        "threads": "Case conferences",
+        "devices": "This device",
+        "admin": "Administration",
+    },
+}
+LANGUAGE_NAMES = {"fi": "suomeksi", "sv": "på svenska", "en": "in English"}

@@ -8,36 +8,78 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from server.appkeys import CONFIG, TRANSLOG
 from server.errors import ApiError
 from server.http.api import path_uuid
-from server.page_text import EXPORT_PAGE, LANGUAGES
+from server.page_text import COMMON, EXPORT_PAGE, LANGUAGE_NAMES, LANGUAGES
 
 routes = web.RouteTableDef()
 _env = Environment(loader=PackageLoader("web", "templates"), autoescape=select_autoescape())
 
 
-def render(name: str, **context: object) -> web.Response:
-    return web.Response(text=_env.get_template(name).render(**context), content_type="text/html")
+LANG_COOKIE = "koppi_lang"
+
+
+def page_lang(request: web.Request) -> str:
+    """The interface language: `?lang=` (which the language switch links set), else the one
+    chosen before (a cookie), else the browser's first of fi/sv/en, else Finnish."""
+    asked = request.query.get("lang")
+    if asked is not None:
+        if asked not in LANGUAGES:
+            raise ApiError(400, "koppi.bad_request", "lang: fi, sv or en")
+        return asked
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    for part in request.headers.get("Accept-Language", "").split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in LANGUAGES:
+            return code
+    return "fi"
+
+
+def render(
+    request: web.Request,
+    name: str,
+    text: dict[str, dict[str, str]] | None = None,
+    **context: object,
+) -> web.Response:
+    """A page shell in the request's language: `t` is the page's own words from `text` (a
+    table of server/page_text.py), `common` what every page shows. A language chosen with
+    `?lang=` is remembered for the next pages."""
+    lang = page_lang(request)
+    body = _env.get_template(name).render(
+        lang=lang,
+        t=text[lang] if text is not None else {},
+        common=COMMON[lang],
+        languages=LANGUAGE_NAMES,
+        path=request.path,
+        **context,
+    )
+    response = web.Response(text=body, content_type="text/html")
+    if "lang" in request.query:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="Strict",
+                            httponly=True, secure=request.app[CONFIG].secure_cookies)  # fmt: skip
+    return response
 
 
 @routes.get("/")
-async def index(_request: web.Request) -> web.Response:
-    return render("login.html", title="Koppi")
+async def index(request: web.Request) -> web.Response:
+    return render(request, "login.html", title="Koppi")
 
 
 @routes.get("/devices")
-async def devices(_request: web.Request) -> web.Response:
-    return render("devices.html", title="Koppi — this device")
+async def devices(request: web.Request) -> web.Response:
+    return render(request, "devices.html", title="Koppi — this device")
 
 
 @routes.get("/admin")
-async def admin(_request: web.Request) -> web.Response:
-    return render("admin.html", title="Koppi — organisation admin")
+async def admin(request: web.Request) -> web.Response:
+    return render(request, "admin.html", title="Koppi — organisation admin")
 
 
 @routes.get("/threads/{thread_id}/consent")
 async def consent(request: web.Request) -> web.Response:
     """The thread's consent panel; the page's module asks the API, which checks membership."""
     thread_id = path_uuid(request, "thread_id", ApiError(404, "koppi.not_found", "no such page"))
-    return render("consent.html", title="Koppi — consent", thread=str(thread_id))
+    return render(request, "consent.html", title="Koppi — consent", thread=str(thread_id))
 
 
 @routes.get("/threads/{thread_id}/export")
@@ -48,17 +90,13 @@ async def export(request: web.Request) -> web.Response:
     key and the witnesses with their quorum. They come from the server that also serves the code
     (docs/threat-model.md, "The browser code is served by the same operator")."""
     thread_id = path_uuid(request, "thread_id", ApiError(404, "koppi.not_found", "no such page"))
-    lang = request.query.get("lang", "fi")
-    if lang not in LANGUAGES:
-        raise ApiError(400, "koppi.bad_request", "lang: fi, sv or en")
     cfg, translog = request.app[CONFIG], request.app.get(TRANSLOG)
     root = cfg.root_public()
-    text = EXPORT_PAGE[lang]
     return render(
+        request,
         "export.html",
-        title=f"Koppi — {text['title']}",
-        lang=lang,
-        t=text,
+        EXPORT_PAGE,
+        title=f"Koppi — {EXPORT_PAGE[page_lang(request)]['title']}",
         thread=str(thread_id),
         root_public=root.hex() if root is not None else "",
         log_public=translog.public_key.hex() if translog is not None else "",

@@ -356,8 +356,8 @@ def test_a_browser_without_keys_or_outside_the_roster_gets_a_clear_error(
     kalle = login(browser, url, "kalle")
     kalle.on("pageerror", lambda e: errors.append(str(e)))
 
-    # No device keys in this browser (Finnish, the default language).
-    open_export(kalle, url, case.thread)
+    # No device keys in this browser (in Finnish, chosen with the language switch).
+    open_export(kalle, url, case.thread, "fi")
     export(kalle)
     assert kalle.get_attribute("#export-panel", "data-error") == "koppi.no_device_keys"
     assert "laitteen avaimia" in (kalle.text_content("#export-error") or "")
