@@ -1,13 +1,16 @@
-"""The words of the thread's export page in Finnish, Swedish and English (`?lang=fi|sv|en`, as
-the client's receipt takes them, server/consent_documents.py). The template prints the static
-ones; the page's module reads the rest (outcomes and error texts by code) from a JSON data block,
-so every language lives here, in one table a test holds complete."""
+"""The words of every page in Finnish, Swedish and English (`?lang=fi|sv|en`, as the client's
+receipt takes them, server/consent_documents.py): one table per page. The template prints the
+static ones; the page's module reads the rest (statuses, outcomes and error texts by code) from a
+JSON data block, so every language lives here, in tables a test holds complete
+(tests/server/test_page_text.py). Vocabulary of the Finnish public sector: asiakas / klient,
+suostumus / samtycke, verkostoneuvottelu / case conference, organisaatio, laite / enhet,
+ylläpitäjä / administratör."""
 
 from __future__ import annotations
 
 from server.consent_documents import LANGUAGES
 
-__all__ = ["COMMON", "EXPORT_PAGE", "LANGUAGES", "LANGUAGE_NAMES"]
+__all__ = ["COMMON", "EXPORT_PAGE", "LANGUAGES", "LANGUAGE_NAMES", "LOGIN_PAGE", "PAGES"]
 
 EXPORT_PAGE: dict[str, dict[str, str]] = {
     "fi": {
@@ -90,6 +93,48 @@ EXPORT_PAGE: dict[str, dict[str, str]] = {
     },
 }
 
+LOGIN_PAGE: dict[str, dict[str, str]] = {
+    "fi": {
+        "title": "Kirjaudu sisään",
+        "username": "Käyttäjätunnus",
+        "password": "Salasana",
+        "submit": "Kirjaudu",
+        "working": "Kirjaudutaan…",
+        "done": "Kirjauduit käyttäjänä {username}.",
+        "to_app": "Siirry verkostoneuvotteluihin",
+        "to_devices": "Uusi selain? Ota se ensin käyttöön laitteena",
+        "error": "Kirjautuminen epäonnistui",
+        "koppi.login_failed": "Väärä käyttäjätunnus tai salasana.",
+        "koppi.rate_limited": "Liian monta kirjautumisyritystä. Yritä myöhemmin uudelleen.",
+    },
+    "sv": {
+        "title": "Logga in",
+        "username": "Användarnamn",
+        "password": "Lösenord",
+        "submit": "Logga in",
+        "working": "Loggar in…",
+        "done": "Du är inloggad som {username}.",
+        "to_app": "Gå till nätverksmötena",
+        "to_devices": "Ny webbläsare? Registrera den först som enhet",
+        "error": "Inloggningen misslyckades",
+        "koppi.login_failed": "Fel användarnamn eller lösenord.",
+        "koppi.rate_limited": "För många inloggningsförsök. Försök igen senare.",
+    },
+    "en": {
+        "title": "Log in",
+        "username": "Username",
+        "password": "Password",
+        "submit": "Log in",
+        "working": "Logging in…",
+        "done": "Logged in as {username}.",
+        "to_app": "Go to the case conferences",
+        "to_devices": "A new browser? Enrol it as a device first",
+        "error": "Logging in failed",
+        "koppi.login_failed": "Wrong username or password.",
+        "koppi.rate_limited": "Too many login attempts. Try again later.",
+    },
+}
+
 # What every page shows around its own content (web/templates/base.html).
 COMMON: dict[str, dict[str, str]] = {
     "fi": {
@@ -118,3 +163,10 @@ COMMON: dict[str, dict[str, str]] = {
     },
 }
 LANGUAGE_NAMES = {"fi": "suomeksi", "sv": "på svenska", "en": "in English"}
+
+# Every page's table, by the page's name (the completeness test walks them all).
+PAGES: dict[str, dict[str, dict[str, str]]] = {
+    "common": COMMON,
+    "login": LOGIN_PAGE,
+    "export": EXPORT_PAGE,
+}

@@ -8,7 +8,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from server.appkeys import CONFIG, TRANSLOG
 from server.errors import ApiError
 from server.http.api import path_uuid
-from server.page_text import COMMON, EXPORT_PAGE, LANGUAGE_NAMES, LANGUAGES
+from server.page_text import COMMON, EXPORT_PAGE, LANGUAGE_NAMES, LANGUAGES, LOGIN_PAGE
 
 routes = web.RouteTableDef()
 _env = Environment(loader=PackageLoader("web", "templates"), autoescape=select_autoescape())
@@ -45,6 +45,8 @@ def render(
     table of server/page_text.py), `common` what every page shows. A language chosen with
     `?lang=` is remembered for the next pages."""
     lang = page_lang(request)
+    if text is not None:
+        context.setdefault("title", f"Koppi — {text[lang]['title']}")
     body = _env.get_template(name).render(
         lang=lang,
         t=text[lang] if text is not None else {},
@@ -62,7 +64,7 @@ def render(
 
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
-    return render(request, "login.html", title="Koppi")
+    return render(request, "login.html", LOGIN_PAGE)
 
 
 @routes.get("/devices")
