@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from server.consent_documents import LANGUAGES
 
-__all__ = ["COMMON", "EXPORT_PAGE", "LANGUAGES", "LANGUAGE_NAMES", "LOGIN_PAGE", "PAGES"]
+__all__ = [
+    "COMMON",
+    "DEVICES_PAGE",
+    "EXPORT_PAGE",
+    "LANGUAGES",
+    "LANGUAGE_NAMES",
+    "LOGIN_PAGE",
+    "PAGES",
+]
 
 EXPORT_PAGE: dict[str, dict[str, str]] = {
     "fi": {
@@ -135,6 +143,93 @@ LOGIN_PAGE: dict[str, dict[str, str]] = {
     },
 }
 
+DEVICES_PAGE: dict[str, dict[str, str]] = {
+    "fi": {
+        "title": "Tämä laite",
+        "intro": "Tämän laitteen avaimet luodaan tässä selaimessa, eivätkä ne koskaan lähde siitä.",
+        "enrol": "Ota tämä selain käyttöön laitteena",
+        "checking": "Tarkistetaan laitteen tilaa…",
+        "not_enrolled": "Tätä selainta ei ole vielä otettu käyttöön laitteena.",
+        "fingerprint_intro": "Sormenjälki: lue nämä sanat organisaatiosi ylläpitäjälle. "
+        "Ylläpitäjän on nähtävä samat sanat ennen kuin hän hyväksyy laitteen.",
+        "fingerprint_hex": "Sama sormenjälki heksadesimaalina:",
+        "mismatch": "Palvelimella on tälle laitteelle eri avaimet kuin tällä selaimella: pyydä "
+        "ylläpitäjää olemaan hyväksymättä sitä.",
+        "persistent": "Selaimen tallennustila on pysyvä: selain ei poista avaimia.",
+        "not_persistent": "Selaimen tallennustila EI ole pysyvä: selain voi poistaa tämän "
+        "laitteen avaimet.",
+        "pending": "Odottaa hyväksyntää: organisaatiosi ylläpitäjän on hyväksyttävä tämä laite. "
+        "Vertaa sormenjälkeä yhdessä.",
+        "approved": "Hyväksytty: tämä laite voi osallistua verkostoneuvotteluihin.",
+        "revoked": "Mitätöity: organisaatiosi ylläpitäjä on mitätöinyt tämän laitteen, eikä se "
+        "enää saa viestejä.",
+        "connecting": "Yhdistetään palvelimeen tämän laitteen nimissä…",
+        "connected": "Yhteydessä palvelimeen tämän laitteen nimissä.",
+        "disconnected": "Yhteys katkesi. Yhdistetään uudelleen…",
+        "cut_off": "Palvelin katkaisi tämän laitteen yhteyden, koska laite on mitätöity "
+        "(koodi {code}). Laite ei yhdistä enää.",
+        "user_disabled": "Käyttäjätunnuksesi on poistettu käytöstä, joten yhteys katkaistiin.",
+        "error": "Virhe",
+        "koppi.unauthenticated": "Kirjaudu ensin sisään.",
+    },
+    "sv": {
+        "title": "Den här enheten",
+        "intro": "Den här enhetens nycklar skapas i den här webbläsaren och lämnar den aldrig.",
+        "enrol": "Registrera den här webbläsaren som enhet",
+        "checking": "Kontrollerar enhetens status…",
+        "not_enrolled": "Den här webbläsaren är ännu inte registrerad som enhet.",
+        "fingerprint_intro": "Fingeravtryck: läs upp de här orden för din organisations "
+        "administratör, som måste se samma ord innan hen godkänner enheten.",
+        "fingerprint_hex": "Samma fingeravtryck hexadecimalt:",
+        "mismatch": "Servern har andra nycklar för den här enheten än den här webbläsaren: be "
+        "administratören att inte godkänna den.",
+        "persistent": "Webbläsarens lagring är beständig: nycklarna raderas inte.",
+        "not_persistent": "Webbläsarens lagring är INTE beständig: webbläsaren kan radera den "
+        "här enhetens nycklar.",
+        "pending": "Väntar på godkännande: din organisations administratör måste godkänna den "
+        "här enheten. Jämför fingeravtrycket tillsammans.",
+        "approved": "Godkänd: den här enheten kan delta i nätverksmöten.",
+        "revoked": "Återkallad: din organisations administratör har återkallat den här enheten "
+        "och den får inga fler meddelanden.",
+        "connecting": "Ansluter till servern som den här enheten…",
+        "connected": "Ansluten till servern som den här enheten.",
+        "disconnected": "Anslutningen bröts. Ansluter igen…",
+        "cut_off": "Servern stängde den här enhetens anslutning eftersom enheten har "
+        "återkallats (kod {code}). Enheten ansluter inte igen.",
+        "user_disabled": "Ditt användarkonto har inaktiverats, så anslutningen stängdes.",
+        "error": "Fel",
+        "koppi.unauthenticated": "Logga in först.",
+    },
+    "en": {
+        "title": "This device",
+        "intro": "The keys of this device are made in this browser and never leave it.",
+        "enrol": "Enrol this browser",
+        "checking": "Checking this device's state…",
+        "not_enrolled": "This browser is not enrolled as a device yet.",
+        "fingerprint_intro": "Fingerprint: read these words to your organisation's admin, who "
+        "must see the same ones before approving.",
+        "fingerprint_hex": "The same fingerprint in hex:",
+        "mismatch": "The server holds other keys for this device than this browser: tell your "
+        "admin not to approve it.",
+        "persistent": "Browser storage is persistent: the keys will not be evicted.",
+        "not_persistent": "Browser storage is NOT persistent: the browser may evict this "
+        "device's keys.",
+        "pending": "Waiting for approval: your organisation's admin must approve this device. "
+        "Compare the fingerprint together.",
+        "approved": "Approved: this device can take part in case conferences.",
+        "revoked": "Revoked: your organisation's admin revoked this device, and it receives "
+        "nothing more.",
+        "connecting": "Connecting to the server as this device…",
+        "connected": "Connected to the server as this device.",
+        "disconnected": "The connection was lost. Reconnecting…",
+        "cut_off": "The server closed this device's connection because the device was revoked "
+        "(code {code}). It will not reconnect.",
+        "user_disabled": "Your user account was disabled, so the connection was closed.",
+        "error": "Error",
+        "koppi.unauthenticated": "Log in first.",
+    },
+}
+
 # What every page shows around its own content (web/templates/base.html).
 COMMON: dict[str, dict[str, str]] = {
     "fi": {
@@ -168,5 +263,6 @@ LANGUAGE_NAMES = {"fi": "suomeksi", "sv": "på svenska", "en": "in English"}
 PAGES: dict[str, dict[str, dict[str, str]]] = {
     "common": COMMON,
     "login": LOGIN_PAGE,
+    "devices": DEVICES_PAGE,
     "export": EXPORT_PAGE,
 }

@@ -8,7 +8,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from server.appkeys import CONFIG, TRANSLOG
 from server.errors import ApiError
 from server.http.api import path_uuid
-from server.page_text import COMMON, EXPORT_PAGE, LANGUAGE_NAMES, LANGUAGES, LOGIN_PAGE
+from server.page_text import (
+    COMMON,
+    DEVICES_PAGE,
+    EXPORT_PAGE,
+    LANGUAGE_NAMES,
+    LANGUAGES,
+    LOGIN_PAGE,
+)
 
 routes = web.RouteTableDef()
 _env = Environment(loader=PackageLoader("web", "templates"), autoescape=select_autoescape())
@@ -69,7 +76,7 @@ async def index(request: web.Request) -> web.Response:
 
 @routes.get("/devices")
 async def devices(request: web.Request) -> web.Response:
-    return render(request, "devices.html", title="Koppi — this device")
+    return render(request, "devices.html", DEVICES_PAGE)
 
 
 @routes.get("/admin")

@@ -19,6 +19,7 @@ WEB = Path(__file__).resolve().parents[2] / "web"
 # page -> (template, its module, the id of its JSON data block; None: no module words)
 SHELLS: dict[str, tuple[str, str | None, str | None]] = {
     "login": ("login.html", "login.js", "login-text"),
+    "devices": ("devices.html", "devices.js", "devices-text"),
     "export": ("export.html", "export.js", "export-text"),
 }
 
