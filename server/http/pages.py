@@ -9,6 +9,7 @@ from server.appkeys import CONFIG, TRANSLOG
 from server.errors import ApiError
 from server.http.api import path_uuid
 from server.page_text import (
+    ADMIN_PAGE,
     COMMON,
     DEVICES_PAGE,
     EXPORT_PAGE,
@@ -81,7 +82,7 @@ async def devices(request: web.Request) -> web.Response:
 
 @routes.get("/admin")
 async def admin(request: web.Request) -> web.Response:
-    return render(request, "admin.html", title="Koppi — organisation admin")
+    return render(request, "admin.html", ADMIN_PAGE)
 
 
 @routes.get("/threads/{thread_id}/consent")

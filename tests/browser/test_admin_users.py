@@ -43,7 +43,7 @@ def test_add_a_professional_set_a_role_and_disable_them(browser: Any, server: st
     anna.wait_for_selector("#users tr[data-username=anna][data-status=active]")
     # No lock-out from the admin's own row.
     assert anna.get_by_role("button", name="Disable anna").is_disabled()
-    assert anna.get_by_label("org-admin role of anna").is_disabled()
+    assert anna.get_by_label("organisation admin role of anna").is_disabled()
 
     username = anna.get_by_label("Username", exact=True)
     username.fill("Carl Smith")  # the form checks the server's rule before sending
@@ -64,11 +64,11 @@ def test_add_a_professional_set_a_role_and_disable_them(browser: Any, server: st
     assert carl.text_content("#status") == "Logged in as carl."
     assert carl.evaluate("fetch('/api/me').then((r) => r.status)") == 200
 
-    anna.get_by_label("consent-recorder role of carl").check()
+    anna.get_by_label("consent recorder role of carl").check()
     anna.wait_for_selector(
         "#users tr[data-username=carl][data-roles='consent-recorder professional']"
     )
-    assert anna.get_by_label("consent-recorder role of carl").is_checked()
+    assert anna.get_by_label("consent recorder role of carl").is_checked()
 
     anna.get_by_role("button", name="Disable carl").click()
     row = "#users tr[data-username=carl][data-status=disabled]"
