@@ -11,6 +11,7 @@ from server.http.api import path_uuid
 from server.page_text import (
     ADMIN_PAGE,
     COMMON,
+    CONSENT_PAGE,
     DEVICES_PAGE,
     EXPORT_PAGE,
     LANGUAGE_NAMES,
@@ -89,7 +90,7 @@ async def admin(request: web.Request) -> web.Response:
 async def consent(request: web.Request) -> web.Response:
     """The thread's consent panel; the page's module asks the API, which checks membership."""
     thread_id = path_uuid(request, "thread_id", ApiError(404, "koppi.not_found", "no such page"))
-    return render(request, "consent.html", title="Koppi — consent", thread=str(thread_id))
+    return render(request, "consent.html", CONSENT_PAGE, thread=str(thread_id))
 
 
 @routes.get("/threads/{thread_id}/export")

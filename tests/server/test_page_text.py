@@ -22,6 +22,7 @@ SHELLS: dict[str, tuple[str, str | None, str | None]] = {
     "login": ("login.html", "login.js", "login-text"),
     "devices": ("devices.html", "devices.js", "devices-text"),
     "admin": ("admin.html", "admin.js", "admin-text"),
+    "consent": ("consent.html", "consent-panel.js", "consent-text"),
     "export": ("export.html", "export.js", "export-text"),
 }
 
