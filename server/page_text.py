@@ -475,6 +475,13 @@ CONSENT_PAGE: dict[str, dict[str, str]] = {
         "koppi.not_member": "Et ole tämän verkostoneuvottelun jäsen.",
         "koppi.not_consent_recorder": "Tämän laitteen varmenteessa ei ole suostumuksen kirjaajan "
         "roolia.",
+        "category.health": "terveys",
+        "category.social-welfare": "sosiaalihuolto",
+        "category.income": "toimeentulo",
+        "category.employment": "työllisyys",
+        "category.education": "koulutus",
+        "category.housing": "asuminen",
+        "category.family": "perhe",
     },
     "sv": {
         "title": "Samtycke",
@@ -560,6 +567,13 @@ CONSENT_PAGE: dict[str, dict[str, str]] = {
         "koppi.not_member": "Du är inte medlem i det här nätverksmötet.",
         "koppi.not_consent_recorder": "Den här enhetens certifikat har inte rollen för att "
         "registrera samtycke.",
+        "category.health": "hälsa",
+        "category.social-welfare": "socialvård",
+        "category.income": "utkomst",
+        "category.employment": "sysselsättning",
+        "category.education": "utbildning",
+        "category.housing": "boende",
+        "category.family": "familj",
     },
     "en": {
         "title": "Consent",
@@ -644,6 +658,13 @@ CONSENT_PAGE: dict[str, dict[str, str]] = {
         "koppi.not_member": "You are not a member of this case conference.",
         "koppi.not_consent_recorder": "This device's certificate does not carry the consent "
         "recorder role.",
+        "category.health": "health",
+        "category.social-welfare": "social welfare",
+        "category.income": "income",
+        "category.employment": "employment",
+        "category.education": "education",
+        "category.housing": "housing",
+        "category.family": "family",
     },
 }
 

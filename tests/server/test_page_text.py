@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from crypto.consent import DATA_CATEGORIES
 from crypto.identity import ROLES
 from server.page_text import COMMON, LANGUAGES, PAGES
 from tests.server.conftest import Cast
@@ -32,6 +33,7 @@ BUILT_KEYS: dict[str, set[str]] = {
     "admin": {f"role.{r}" for r in ROLES}
     | {"status.active", "status.disabled"}
     | {f"{verb}{end}" for verb in ("enable", "disable") for end in ("", "_user", "d")},
+    "consent": {f"category.{c}" for c in DATA_CATEGORIES},
 }
 
 

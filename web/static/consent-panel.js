@@ -50,6 +50,7 @@ const OBTAINED = { written: T.obtained_written, electronic: T.obtained_electroni
 const CHANNELS = { "in-person": T.channel_in_person, phone: T.channel_phone, written: T.channel_written,
   electronic: T.channel_electronic };
 /** A refusal or failure: its code, and its text in the page's language where there is one. */
+const category = (code) => T[`category.${code}`] ?? code;
 const failure = (e) => `${e.code ?? "error"}: ${T[e.code] ?? e.message}`;
 
 let thread, orgs, book, consents, current;
@@ -106,7 +107,7 @@ function render() {
 function renderDetails(core) {
   const rows = [[T.purpose, core.purpose], [T.valid, `${day(core.validFrom)} – ${day(core.validUntil)}`],
     [T.disclosure_basis, core.disclosureBasis], [T.given, OBTAINED[core.howObtained] ?? core.howObtained],
-    [T.information, core.dataCategories.join(", ") || T.none_named],
+    [T.information, core.dataCategories.map(category).join(", ") || T.none_named],
     [T.recorded, fill(T.recorded_by, { when: when(core.recordedAt), device: hex(core.recorder).slice(0, 16) })]];
   if (core.status === "revoked") rows.push([T.state_revoked, CHANNELS[core.revocationChannel]]);
   for (const [term, value] of rows) $("consent-details").append(el("dt", term), el("dd", value));
@@ -175,7 +176,7 @@ function fillRecordForm() {
   }
   const cats = $("record-categories");
   cats.replaceChildren(cats.firstElementChild);
-  for (const c of CS.DATA_CATEGORIES) cats.append(checkbox("category", c, c));
+  for (const c of CS.DATA_CATEGORIES) cats.append(checkbox("category", c, category(c)));
 }
 
 function fillSupersedeForm(core) {
