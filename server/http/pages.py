@@ -8,7 +8,16 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from server.appkeys import CONFIG, TRANSLOG
 from server.errors import ApiError
 from server.http.api import path_uuid
-from server.page_text import COMMON, EXPORT_PAGE, LANGUAGE_NAMES, LANGUAGES
+from server.page_text import (
+    ADMIN_PAGE,
+    COMMON,
+    CONSENT_PAGE,
+    DEVICES_PAGE,
+    EXPORT_PAGE,
+    LANGUAGE_NAMES,
+    LANGUAGES,
+    LOGIN_PAGE,
+)
 
 routes = web.RouteTableDef()
 _env = Environment(loader=PackageLoader("web", "templates"), autoescape=select_autoescape())
@@ -45,6 +54,8 @@ def render(
     table of server/page_text.py), `common` what every page shows. A language chosen with
     `?lang=` is remembered for the next pages."""
     lang = page_lang(request)
+    if text is not None:
+        context.setdefault("title", f"Koppi — {text[lang]['title']}")
     body = _env.get_template(name).render(
         lang=lang,
         t=text[lang] if text is not None else {},
@@ -62,24 +73,24 @@ def render(
 
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
-    return render(request, "login.html", title="Koppi")
+    return render(request, "login.html", LOGIN_PAGE)
 
 
 @routes.get("/devices")
 async def devices(request: web.Request) -> web.Response:
-    return render(request, "devices.html", title="Koppi — this device")
+    return render(request, "devices.html", DEVICES_PAGE)
 
 
 @routes.get("/admin")
 async def admin(request: web.Request) -> web.Response:
-    return render(request, "admin.html", title="Koppi — organisation admin")
+    return render(request, "admin.html", ADMIN_PAGE)
 
 
 @routes.get("/threads/{thread_id}/consent")
 async def consent(request: web.Request) -> web.Response:
     """The thread's consent panel; the page's module asks the API, which checks membership."""
     thread_id = path_uuid(request, "thread_id", ApiError(404, "koppi.not_found", "no such page"))
-    return render(request, "consent.html", title="Koppi — consent", thread=str(thread_id))
+    return render(request, "consent.html", CONSENT_PAGE, thread=str(thread_id))
 
 
 @routes.get("/threads/{thread_id}/export")

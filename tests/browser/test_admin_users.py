@@ -32,7 +32,7 @@ def login_page(browser: Any, url: str, user: str, password: str) -> Any:
     page.get_by_label("Username").fill(user)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_selector("#status:has-text('Logged in as'), #status:has-text('wrong')")
+    page.wait_for_selector("#status:has-text('Logged in as'), #status:has-text('Wrong')")
     return page
 
 
@@ -43,7 +43,7 @@ def test_add_a_professional_set_a_role_and_disable_them(browser: Any, server: st
     anna.wait_for_selector("#users tr[data-username=anna][data-status=active]")
     # No lock-out from the admin's own row.
     assert anna.get_by_role("button", name="Disable anna").is_disabled()
-    assert anna.get_by_label("org-admin role of anna").is_disabled()
+    assert anna.get_by_label("organisation admin role of anna").is_disabled()
 
     username = anna.get_by_label("Username", exact=True)
     username.fill("Carl Smith")  # the form checks the server's rule before sending
@@ -64,11 +64,11 @@ def test_add_a_professional_set_a_role_and_disable_them(browser: Any, server: st
     assert carl.text_content("#status") == "Logged in as carl."
     assert carl.evaluate("fetch('/api/me').then((r) => r.status)") == 200
 
-    anna.get_by_label("consent-recorder role of carl").check()
+    anna.get_by_label("consent recorder role of carl").check()
     anna.wait_for_selector(
         "#users tr[data-username=carl][data-roles='consent-recorder professional']"
     )
-    assert anna.get_by_label("consent-recorder role of carl").is_checked()
+    assert anna.get_by_label("consent recorder role of carl").is_checked()
 
     anna.get_by_role("button", name="Disable carl").click()
     row = "#users tr[data-username=carl][data-status=disabled]"
@@ -79,7 +79,7 @@ def test_add_a_professional_set_a_role_and_disable_them(browser: Any, server: st
     # carl's open session stopped working at once, and logging in again is refused.
     assert carl.evaluate("fetch('/api/me').then((r) => r.status)") == 401
     refused = login_page(browser, server, "carl", CARL_PASSWORD)
-    assert refused.text_content("#status") == "wrong username or password"
+    assert refused.text_content("#status") == "Wrong username or password."
 
     actions = [a for a in anna.locator("#audit li").all_text_contents()
                if not a.split(" ", 1)[1].startswith("login")]  # fmt: skip

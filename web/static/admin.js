@@ -2,14 +2,17 @@
 // approves devices after comparing fingerprints (the certificate is signed here, the server only
 // checks and logs it), revokes devices, manages the organisation's professionals (add, roles,
 // disable, enable; the server enforces every rule) and reads the audit trail. Data is rendered
-// as text only.
+// as text only, in the page's language (server/page_text.py ADMIN_PAGE). A user without the
+// org-admin role is told so; the server refuses them every action anyway.
 
 import { KeyStore } from "/static/protocol/keystore.js";
 import { SigningKey } from "/static/protocol/primitives.js";
 import { hex } from "/static/protocol/encoding.js";
 import { ROLES, issueDeviceCert, issueDeviceRevocation, issueRotationRequest } from "/static/protocol/identity.js";
 import { deviceFingerprint } from "/static/protocol/fingerprint.js";
-import { api, el, unb64u, uuidBytes } from "/static/app-common.js";
+import { api, el, fill, pageText, unb64u, uuidBytes } from "/static/app-common.js";
+
+const T = pageText("admin-text");
 
 const keyInfo = document.getElementById("org-key");
 const pendingList = document.getElementById("pending");
@@ -22,6 +25,10 @@ const userRows = document.querySelector("#users tbody");
 const userMessage = document.getElementById("users-status");
 let orgKey = null;
 let me = null;
+
+/** A refusal or failure: its code, and its text in the page's language where there is one. */
+const failure = (e) => `${e.code ?? "error"}: ${T[e.code] ?? e.message}`;
+const roleName = (role) => T[`role.${role}`] ?? role;
 
 async function newKeyPair() {
   const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
@@ -36,14 +43,14 @@ async function loadKey(create) {
     await store.put("keys", "org", saved);
   }
   orgKey = saved ? new SigningKey(saved.key, saved.public) : null;
-  keyInfo.textContent = orgKey ? hex(orgKey.public) : "No organisation key in this browser.";
+  keyInfo.textContent = orgKey ? hex(orgKey.public) : T.no_key;
 }
 
 // A rotation: the next key is made here and waits as "org-next" until the operator's root
 // signature puts it in the log; then it becomes the key this browser signs with.
 async function rotate() {
   const state = await api("GET", "/api/org/key");
-  if (!orgKey || !state.current) throw new Error("no current organisation key to rotate");
+  if (!orgKey || !state.current) throw Object.assign(new Error(T.nothing_to_rotate), { code: "koppi.no_org_key" });
   const store = await KeyStore.open();
   const next = await newKeyPair();
   const request = await issueRotationRequest(orgKey, unb64u(state.current.org_cert), next.public,
@@ -67,13 +74,13 @@ async function showKeyState() {
   const pending = await store.get("keys", "org-next");
   if (state.rotation_request && pending) {
     rotationInfo.dataset.state = "waiting";
-    rotationInfo.textContent = `Rotation waiting for the operator (koppi org rotate); new key ${hex(pending.public)}`;
+    rotationInfo.textContent = fill(T.rotation_waiting, { key: hex(pending.public) });
   } else if (state.current) {
     rotationInfo.dataset.state = "current";
-    rotationInfo.textContent = `Key generation ${state.current.generation} is in the log.`;
+    rotationInfo.textContent = fill(T.key_current, { generation: state.current.generation });
   } else {
     rotationInfo.dataset.state = "none";
-    rotationInfo.textContent = "The operator has not admitted an organisation key yet.";
+    rotationInfo.textContent = T.key_not_admitted;
   }
 }
 
@@ -103,22 +110,23 @@ function b64(bytes) {
   return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-function row(device, label, action) {
+function row(device, owner, label, done, action) {
   const li = el("li");
   // Computed here from the very keys approve() certifies, never taken from the server's word.
-  const shown = el("span", device.label, { class: "fingerprint" });
+  const name = `${owner ?? device.user.slice(0, 8)} · ${device.label}`;
+  const shown = el("span", name, { class: "fingerprint" });
   li.append(shown);
   deviceFingerprint(unb64u(device.signing_public), unb64u(device.kem_public)).then(
-    (f) => { shown.textContent = `${device.label} — ${f.words.join(" ")} — ${f.hex}`; },
-    (e) => { shown.textContent = `${device.label} — no fingerprint (${e.code ?? e.message})`; },
+    (f) => { shown.textContent = `${name} — ${f.words.join(" ")} — ${f.hex}`; },
+    (e) => { shown.textContent = `${name} — ${fill(T.no_fingerprint, { code: e.code ?? e.message })}`; },
   );
-  const button = el("button", label);
+  const button = el("button", label, { type: "button" });
   button.addEventListener("click", async () => {
     try {
       await action(device);
-      message.textContent = `${label}: done.`;
+      message.textContent = fill(done, { name });
     } catch (e) {
-      message.textContent = `${e.code ?? "error"}: ${e.message}`;
+      message.textContent = failure(e);
     }
     await refresh();
   });
@@ -129,7 +137,7 @@ function row(device, label, action) {
 function roleBox(role, attrs = {}) {
   const label = el("label", undefined, { class: "role" });
   const box = el("input", undefined, { type: "checkbox", value: role, ...attrs });
-  label.append(box, el("span", role));
+  label.append(box, el("span", roleName(role)));
   return { label, box };
 }
 
@@ -139,38 +147,38 @@ async function act(done, action) {
     await action();
     userMessage.textContent = done;
   } catch (e) {
-    userMessage.textContent = `${e.code ?? "error"}: ${e.message}`;
+    userMessage.textContent = failure(e);
   }
-  await refresh().catch((e) => { message.textContent = `${e.code ?? "error"}: ${e.message}`; });
+  await refresh().catch((e) => { message.textContent = failure(e); });
 }
 
 function userRow(user) {
   const self = user.user === me.user;
   const status = user.disabled ? "disabled" : "active";
+  const username = user.username;
   const tr = el("tr", undefined, { "data-username": user.username, "data-status": status, "data-roles": user.roles.join(" ") });
   const roles = el("td");
   const boxes = [];
   for (const role of ROLES) {
-    const { label, box } = roleBox(role, { "aria-label": `${role} role of ${user.username}` });
+    const { label, box } = roleBox(role, { "aria-label": fill(T.role_of, { role: roleName(role), username }) });
     box.checked = user.roles.includes(role);
     box.disabled = self && role === "org-admin"; // the server refuses removing one's own admin role
     box.addEventListener("change", () => {
       const wanted = boxes.filter((b) => b.checked).map((b) => b.value);
-      act(`Roles of ${user.username}: ${wanted.join(", ") || "none"}.`, () =>
+      act(fill(T.roles_set, { username, roles: wanted.map(roleName).join(", ") || T.no_roles }), () =>
         api("PUT", `/api/org/users/${user.user}/roles`, { roles: wanted }));
     });
     boxes.push(box);
     roles.append(label);
   }
-  const verb = user.disabled ? "Enable" : "Disable";
-  const button = el("button", verb, { type: "button", "aria-label": `${verb} ${user.username}` });
+  const verb = user.disabled ? "enable" : "disable";
+  const button = el("button", T[verb], { type: "button", "aria-label": fill(T[`${verb}_user`], { username }) });
   button.disabled = self; // the server refuses disabling oneself
   button.addEventListener("click", () =>
-    act(`${user.username}: ${user.disabled ? "enabled" : "disabled"}.`, () =>
-      api("POST", `/api/org/users/${user.user}/${verb.toLowerCase()}`)));
+    act(fill(T[`${verb}d`], { username }), () => api("POST", `/api/org/users/${user.user}/${verb}`)));
   const action = el("td");
   action.append(button);
-  tr.append(el("th", user.username, { scope: "row" }), roles, el("td", status), action);
+  tr.append(el("th", username, { scope: "row" }), roles, el("td", T[`status.${status}`]), action);
   return tr;
 }
 
@@ -178,7 +186,7 @@ function addProfessional(event) {
   event.preventDefault();
   const data = new FormData(addUser);
   const username = String(data.get("username"));
-  act(`${username} added.`, async () => {
+  act(fill(T.added, { username }), async () => {
     await api("POST", "/api/org/users", { username, password: data.get("password"), roles: data.getAll("roles") });
     addUser.reset();
   });
@@ -197,8 +205,8 @@ async function refresh() {
   const names = new Map(users.map((u) => [u.user, u.username]));
   const pending = (await api("GET", "/api/org/devices?status=pending")).devices;
   const approved = (await api("GET", "/api/org/devices?status=approved")).devices;
-  pendingList.replaceChildren(...pending.map((d) => row(d, "Approve", approve)));
-  approvedList.replaceChildren(...approved.map((d) => row(d, "Revoke", revoke)));
+  pendingList.replaceChildren(...pending.map((d) => row(d, names.get(d.user), T.approve, T.approved, approve)));
+  approvedList.replaceChildren(...approved.map((d) => row(d, names.get(d.user), T.revoke, T.revoked, revoke)));
   const events = (await api("GET", "/api/org/audit")).events;
   trail.replaceChildren(...events.map((e) => el("li", `${new Date(e.at).toISOString()} ${e.action} ${subjectText(e.subject, names)}`)));
 }
@@ -210,8 +218,15 @@ async function start() {
   document.getElementById("create-key").addEventListener("click", () => loadKey(true));
   document.getElementById("refresh").addEventListener("click", refresh);
   document.getElementById("rotate-key").addEventListener("click", () =>
-    rotate().catch((e) => { message.textContent = `${e.code ?? "error"}: ${e.message}`; }));
+    rotate().catch((e) => { message.textContent = failure(e); }));
   me = await api("GET", "/api/me");
+  if (!me.roles.includes("org-admin")) {
+    // Nothing here is for this user (the server refuses each action too): say so, show nothing.
+    document.getElementById("admin-refused").hidden = false;
+    document.getElementById("admin-controls").hidden = true;
+    document.body.dataset.ready = "true";
+    return;
+  }
   const newRoles = document.getElementById("new-roles");
   for (const role of ROLES) {
     const { label, box } = roleBox(role, { name: "roles" });
@@ -223,4 +238,11 @@ async function start() {
   document.body.dataset.ready = "true";
 }
 
-start().catch((e) => { message.textContent = `${e.code ?? "error"}: ${e.message}`; });
+start().catch((e) => {
+  message.textContent = failure(e);
+  if (e.code === "koppi.unauthenticated") {
+    document.getElementById("admin-refused").textContent = T["koppi.unauthenticated"];
+    document.getElementById("admin-refused").hidden = false;
+    document.getElementById("admin-controls").hidden = true;
+  }
+});

@@ -33,3 +33,14 @@ export function el(tag, text, attrs = {}) {
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
   return node;
 }
+
+/** The page's words in its language: the JSON data block the server rendered from
+ * server/page_text.py (never HTML; read as data, shown with textContent). */
+export function pageText(id) {
+  return JSON.parse(document.getElementById(id).textContent);
+}
+
+/** A text with `{name}` placeholders filled in. */
+export function fill(text, values) {
+  return text.replace(/\{(\w+)\}/g, (_, k) => String(values[k]));
+}

@@ -5,13 +5,17 @@
 // refusal is shown as its error code. Everything shown is text (textContent), never HTML.
 // The versions shown are checked against the chain rules (ConsentBook), not yet against the log:
 // the server verified each signature and recorder; checking them here waits for a TrustStore fed
-// by this page. Organisation names are the server's (GET /api/organisations).
+// by this page. Organisation names are the server's (GET /api/organisations). Words are the
+// page's language's (server/page_text.py CONSENT_PAGE); codes (bases, categories) are shown as
+// the protocol names them.
 
 import { KeyStore } from "/static/protocol/keystore.js";
 import { deviceIdOf } from "/static/protocol/identity.js";
 import { hex, sha256, unhex } from "/static/protocol/encoding.js";
 import * as CS from "/static/protocol/consent.js";
-import { api, b64u, el, unb64u, uuidBytes } from "/static/app-common.js";
+import { api, b64u, el, fill, pageText, unb64u, uuidBytes } from "/static/app-common.js";
+
+const T = pageText("consent-text");
 
 const panel = document.getElementById("consent-panel");
 const threadId = panel.dataset.thread;
@@ -37,15 +41,20 @@ function endOfDay(value) {
 }
 const isoDay = (seconds) => new Date(helsinkiWall(seconds * 1000)).toISOString().slice(0, 10);
 
-const EVENTS = { given: "given", superseded: "replaced by a new version", revoked: "withdrawn",
-  expired: "ended" };
-const STATES = { active: "In force", expired: "Ended", revoked: "Withdrawn", pending: "Not yet in force" };
-const OBTAINED = { written: "in writing", electronic: "electronically", "oral-recorded": "orally, recorded" };
-const CHANNELS = { "in-person": "in person", phone: "by phone", written: "in writing",
-  electronic: "electronically" };
+const EVENTS = { given: T.event_given, superseded: T.event_superseded, revoked: T.event_revoked,
+  expired: T.event_expired };
+const STATES = { active: T.state_active, expired: T.state_expired, revoked: T.state_revoked,
+  pending: T.state_pending };
+const OBTAINED = { written: T.obtained_written, electronic: T.obtained_electronic,
+  "oral-recorded": T.obtained_oral };
+const CHANNELS = { "in-person": T.channel_in_person, phone: T.channel_phone, written: T.channel_written,
+  electronic: T.channel_electronic };
+/** A refusal or failure: its code, and its text in the page's language where there is one. */
+const category = (code) => T[`category.${code}`] ?? code;
+const failure = (e) => `${e.code ?? "error"}: ${T[e.code] ?? e.message}`;
 
 let thread, orgs, book, consents, current;
-const nameOf = (orgId) => orgs.find((o) => o.key === hex(orgId))?.name ?? `organisation ${hex(orgId)}`;
+const nameOf = (orgId) => orgs.find((o) => o.key === hex(orgId))?.name ?? fill(T.unknown_organisation, { id: hex(orgId) });
 
 async function load() {
   thread = await api("GET", `/api/threads/${threadId}`);
@@ -77,7 +86,7 @@ function render() {
   $("consent-receipts").hidden = !current;
   if (!inForce) fillRecordForm();
   if (!current) {
-    $("consent-status").textContent = "No consent recorded yet: nobody takes part in this thread until one is.";
+    $("consent-status").textContent = T.no_consent;
     panel.dataset.version = "0";
     panel.dataset.state = "none";
     return;
@@ -85,7 +94,7 @@ function render() {
   const core = current.core;
   panel.dataset.version = String(core.version);
   panel.dataset.state = state(core);
-  $("consent-status").textContent = `${STATES[state(core)]} (version ${core.version})`;
+  $("consent-status").textContent = fill(T.status, { state: STATES[state(core)], version: core.version });
   renderDetails(core);
   renderOrganisations(core);
   renderHistory();
@@ -96,27 +105,28 @@ function render() {
 }
 
 function renderDetails(core) {
-  const rows = [["Purpose", core.purpose], ["Valid", `${day(core.validFrom)} – ${day(core.validUntil)}`],
-    ["Disclosure basis", core.disclosureBasis], ["Given", OBTAINED[core.howObtained] ?? core.howObtained],
-    ["Information", core.dataCategories.join(", ") || "none named"],
-    ["Recorded", `${when(core.recordedAt)} by device ${hex(core.recorder).slice(0, 16)}`]];
-  if (core.status === "revoked") rows.push(["Withdrawn", CHANNELS[core.revocationChannel]]);
+  const rows = [[T.purpose, core.purpose], [T.valid, `${day(core.validFrom)} – ${day(core.validUntil)}`],
+    [T.disclosure_basis, core.disclosureBasis], [T.given, OBTAINED[core.howObtained] ?? core.howObtained],
+    [T.information, core.dataCategories.map(category).join(", ") || T.none_named],
+    [T.recorded, fill(T.recorded_by, { when: when(core.recordedAt), device: hex(core.recorder).slice(0, 16) })]];
+  if (core.status === "revoked") rows.push([T.state_revoked, CHANNELS[core.revocationChannel]]);
   for (const [term, value] of rows) $("consent-details").append(el("dt", term), el("dd", value));
 }
 
 function renderOrganisations(core) {
   for (const o of core.organisations) {
     const row = el("tr");
-    row.append(el("td", nameOf(o.orgId)), el("td", o.roles.join(", ") || "every role"),
-      el("td", o.mayStore ? "yes" : "no"), el("td", o.fullHistory ? "from the start" : "from admission"),
-      el("td", o.processingBasis), el("td", o.statute ? `by law (exception): ${o.statute}` : "the client's consent"));
+    row.append(el("td", nameOf(o.orgId)), el("td", o.roles.join(", ") || T.every_role),
+      el("td", o.mayStore ? T.yes : T.no), el("td", o.fullHistory ? T.from_start : T.from_admission),
+      el("td", o.processingBasis), el("td", o.statute ? fill(T.by_law, { statute: o.statute }) : T.by_consent));
     $("consent-organisations").tBodies[0].append(row);
     if (o.statute) {
-      $("consent-exceptions").append(el("li", `${nameOf(o.orgId)}: ${o.statute}. Justification: ${o.justification}`));
+      $("consent-exceptions").append(el("li", fill(T.exception, { organisation: nameOf(o.orgId),
+        statute: o.statute, justification: o.justification })));
     }
   }
   if (!$("consent-exceptions").children.length) {
-    $("consent-exceptions").append(el("li", "None: the client's consent covers every organisation."));
+    $("consent-exceptions").append(el("li", T.no_exceptions));
   }
 }
 
@@ -125,8 +135,10 @@ function renderHistory() {
   for (const id of consents) {
     const events = book.history(id, now());
     const list = el("ol");
-    for (const e of events) list.append(el("li", `${when(e.at)}: ${EVENTS[e.kind]} (version ${e.version})`));
-    $("consent-history").append(el("h3", `Consent given ${day(events[0].at)}`), list);
+    for (const e of events) {
+      list.append(el("li", `${when(e.at)}: ${fill(T.status, { state: EVENTS[e.kind], version: e.version })}`));
+    }
+    $("consent-history").append(el("h3", fill(T.consent_given, { day: day(events[0].at) })), list);
   }
 }
 
@@ -149,22 +161,22 @@ function fillRecordForm() {
   box.replaceChildren(box.firstElementChild);
   for (const o of orgs) {
     const group = el("fieldset", undefined, { "data-org": o.key });
-    group.append(el("legend", o.name), checkbox("org", o.key, "Named in this consent"),
-      checkbox("store", o.key, "May store in its own records"),
-      checkbox("history", o.key, "May read the thread from its start"));
+    group.append(el("legend", o.name), checkbox("org", o.key, T.named),
+      checkbox("store", o.key, T.may_store),
+      checkbox("history", o.key, T.may_read_history));
     const basis = el("select", undefined, { name: "basis" });
     for (const b of CS.PROCESSING_BASES) basis.append(el("option", b, { value: b }));
     basis.value = "consent";
     const byLaw = el("details");
-    byLaw.append(el("summary", "Admitted by law instead of the client's consent"),
-      field("Provision", el("input", undefined, { name: "statute", maxlength: "200" })),
-      field("Justification", el("textarea", undefined, { name: "justification", maxlength: "2000", rows: "3" })));
-    group.append(field("Processing basis", basis), byLaw);
+    byLaw.append(el("summary", T.admitted_by_law),
+      field(T.provision, el("input", undefined, { name: "statute", maxlength: "200" })),
+      field(T.justification, el("textarea", undefined, { name: "justification", maxlength: "2000", rows: "3" })));
+    group.append(field(T.processing_basis, basis), byLaw);
     box.append(group);
   }
   const cats = $("record-categories");
   cats.replaceChildren(cats.firstElementChild);
-  for (const c of CS.DATA_CATEGORIES) cats.append(checkbox("category", c, c));
+  for (const c of CS.DATA_CATEGORIES) cats.append(checkbox("category", c, category(c)));
 }
 
 function fillSupersedeForm(core) {
@@ -179,7 +191,7 @@ async function deviceKeys() {
   const store = await KeyStore.open();
   try {
     const keys = await store.get("keys", "device");
-    if (!keys) throw new Error("this browser holds no device keys: enrol it at /devices first");
+    if (!keys) throw Object.assign(new Error(T["koppi.no_device_keys"]), { code: "koppi.no_device_keys" });
     return keys;
   } finally {
     store.close();
@@ -232,9 +244,8 @@ async function revoke(form) {
   }));
 }
 
-for (const [id, action, done] of [["record-consent", recordFirst, "Consent recorded."],
-  ["supersede-consent", supersede, "New version recorded."],
-  ["revoke-consent", revoke, "Withdrawal recorded: the organisations it no longer covers are cut off."]]) {
+for (const [id, action, done] of [["record-consent", recordFirst, T.recorded_done],
+  ["supersede-consent", supersede, T.superseded_done], ["revoke-consent", revoke, T.revoked_done]]) {
   $(id).addEventListener("submit", (event) => {
     event.preventDefault();
     const form = event.target;
@@ -244,11 +255,11 @@ for (const [id, action, done] of [["record-consent", recordFirst, "Consent recor
     action(form)
       .then(load)
       .then(() => { $("consent-outcome").textContent = done; })
-      .catch((e) => { $("consent-outcome").textContent = `${e.code ?? "error"}: ${e.message}`; })
+      .catch((e) => { $("consent-outcome").textContent = failure(e); })
       .finally(() => { controls.disabled = false; });
   });
 }
 
 load()
-  .catch((e) => { $("consent-status").textContent = `${e.code ?? "error"}: ${e.message}`; })
+  .catch((e) => { $("consent-status").textContent = failure(e); })
   .finally(() => { document.body.dataset.ready = "true"; });
