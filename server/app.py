@@ -111,7 +111,7 @@ def create_app(
             trail=DeviceRepository(engine),
         )
         app[AUTH] = auth
-        app[AUTHENTICATOR] = RequestAuthenticator(auth)
+        app[AUTHENTICATOR] = RequestAuthenticator(auth, secure_cookies=cfg.secure_cookies)
         threads = ThreadRepository(engine)
         trail = DeviceRepository(engine)
         admission = AdmissionService(threads, ConsentRepository(engine), trail, clock)
@@ -189,6 +189,8 @@ def create_app(
     app.add_routes(threads_api.routes)
     app.add_routes(users_api.routes)
     app.add_routes(pages.routes)
+    # The release's versioned URLs (cached as immutable), and the plain ones that monitors check.
+    app.router.add_static(app[RELEASE].prefix, _static_dir(), follow_symlinks=False)
     app.router.add_static("/static/", _static_dir(), follow_symlinks=False)
     from server import ws
 

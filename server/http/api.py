@@ -10,7 +10,7 @@ from aiohttp import web
 
 from server.appkeys import AUTH, AUTHENTICATOR, CONFIG
 from server.errors import ApiError
-from server.http.authn import SESSION_COOKIE
+from server.http.authn import SESSION_COOKIE, cookie_name
 from server.principal import Principal
 
 routes = web.RouteTableDef()
@@ -62,7 +62,7 @@ async def login(request: web.Request) -> web.Response:
     result = await request.app[AUTH].login(body.username, body.password, request.remote or "?")
     response = web.json_response(me_json(result.principal))
     response.set_cookie(
-        SESSION_COOKIE,
+        cookie_name(SESSION_COOKIE, request.app[CONFIG].secure_cookies),
         result.session_token,
         httponly=True,
         samesite="Strict",
@@ -76,11 +76,14 @@ async def login(request: web.Request) -> web.Response:
 @routes.post("/api/logout")
 async def logout(request: web.Request) -> web.Response:
     await require_principal(request)
-    cookie = request.cookies.get(SESSION_COOKIE)
+    name = cookie_name(SESSION_COOKIE, request.app[CONFIG].secure_cookies)
+    cookie = request.cookies.get(name)
     if cookie:
         await request.app[AUTH].logout(cookie)
     response = web.json_response({"ok": True})
-    response.del_cookie(SESSION_COOKIE, path="/")
+    response.del_cookie(
+        name, path="/", secure=request.app[CONFIG].secure_cookies, httponly=True, samesite="Strict"
+    )
     return response
 
 

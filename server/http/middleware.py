@@ -8,17 +8,29 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from server.appkeys import AUTHENTICATOR
+from server.appkeys import AUTHENTICATOR, RELEASE
 from server.errors import ApiError
+from server.release import Release
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 log = structlog.get_logger(__name__)
 
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
+WORKER_POLICY = "koppi-worker"  # the one Trusted Types policy: web/static/protocol/worker.js
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def content_security_policy(release: Release) -> str:
+    """Scripts only from this origin, and of inline script only the release's import map (by
+    its hash; JSON data blocks are not scripts). No eval, no plugins, no framing, no <base>.
+    Trusted Types: no string reaches a script sink; the worker's URL passes the one policy.
+    `connect-src 'self'` covers the websocket to the same host (ws/wss, CSP Level 3)."""
+    return (
+        f"default-src 'none'; script-src 'self' {release.import_map_hash}; "
+        "worker-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+        "object-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        f"require-trusted-types-for 'script'; trusted-types {WORKER_POLICY}"
+    )
 
 
 @web.middleware
@@ -91,9 +103,15 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every response: CSP, no sniffing, no referrer. Nothing is cached but the release's
+    versioned files, which never change under their URL (a new release is a new URL)."""
     response = await handler(request)
-    response.headers.setdefault("Content-Security-Policy", CSP)
+    release = request.app[RELEASE]
+    response.headers.setdefault("Content-Security-Policy", content_security_policy(release))
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("Cache-Control", "no-store")
+    # A file response's status is known only when it is sent: ask the manifest instead.
+    path = request.path.removeprefix(release.prefix)
+    versioned = path != request.path and path in release.manifest.files
+    response.headers.setdefault("Cache-Control", IMMUTABLE if versioned else "no-store")
     return response

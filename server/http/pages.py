@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
-from server.appkeys import CONFIG, TRANSLOG
+from server.appkeys import CONFIG, RELEASE, TRANSLOG
 from server.errors import ApiError
 from server.http.api import path_uuid
+from server.http.authn import cookie_name
 from server.page_text import (
     ADMIN_PAGE,
     COMMON,
@@ -34,7 +36,7 @@ def page_lang(request: web.Request) -> str:
         if asked not in LANGUAGES:
             raise ApiError(400, "koppi.bad_request", "lang: fi, sv or en")
         return asked
-    chosen = request.cookies.get(LANG_COOKIE)
+    chosen = request.cookies.get(cookie_name(LANG_COOKIE, request.app[CONFIG].secure_cookies))
     if chosen in LANGUAGES:
         return chosen
     for part in request.headers.get("Accept-Language", "").split(","):
@@ -52,11 +54,19 @@ def render(
 ) -> web.Response:
     """A page shell in the request's language: `t` is the page's own words from `text` (a
     table of server/page_text.py), `common` what every page shows. A language chosen with
-    `?lang=` is remembered for the next pages."""
+    `?lang=` is remembered for the next pages.
+
+    The shell loads the release's files by `static(path)` with `sri(path)` (base.html puts the
+    import map, which pins every module, before them) and names the release it was built from."""
     lang = page_lang(request)
     if text is not None:
         context.setdefault("title", f"Koppi — {text[lang]['title']}")
+    release = request.app[RELEASE]
     body = _env.get_template(name).render(
+        release=release,
+        static=release.url,
+        sri=release.integrity,
+        import_map=Markup(release.import_map),  # noqa: S704 -- our JSON, "<" escaped; CSP pins it
         lang=lang,
         t=text[lang] if text is not None else {},
         common=COMMON[lang],
@@ -66,8 +76,9 @@ def render(
     )
     response = web.Response(text=body, content_type="text/html")
     if "lang" in request.query:
-        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="Strict",
-                            httponly=True, secure=request.app[CONFIG].secure_cookies)  # fmt: skip
+        secure = request.app[CONFIG].secure_cookies
+        response.set_cookie(cookie_name(LANG_COOKIE, secure), lang, max_age=365 * 86400, path="/",
+                            samesite="Strict", httponly=True, secure=secure)  # fmt: skip
     return response
 
 

@@ -46,8 +46,11 @@ def deployment(
     *,
     log: bool = True,
     settings: dict[str, str] | None = None,
+    web_copy: Path | None = None,
 ) -> Iterator[Deployment]:
-    """`users`: username -> role, all of Kela, all with PASSWORD; `settings`: more `KOPPI_*`."""
+    """`users`: username -> role, all of Kela, all with PASSWORD; `settings`: more `KOPPI_*`;
+    `web_copy`: a folder holding a copy of the `web` package, which the server then serves (and
+    a test may change on disk) instead of the project's own."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -71,10 +74,14 @@ def deployment(
         koppi(env, "log", "init", str(tmp_path / "log.key"))
         printed = koppi(env, "root", "init", str(tmp_path / "root.key"))
         env["KOPPI_ROOT_PUBLIC_KEY"] = printed.split("public key:")[1].split()[0]  # pages pin it
+    serve_env = env
+    if web_copy is not None:  # `python -m` puts its working folder first on the path
+        paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        serve_env = {**env, "PYTHONPATH": os.pathsep.join(paths)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
+        cwd=web_copy or ROOT,
+        env=serve_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -31,10 +31,25 @@ self.onmessage = async (event) => {
   }
 };
 
+// The pages' CSP requires Trusted Types for script URLs: `new Worker` takes only what this one
+// named policy ("koppi-worker", the only one the CSP allows) passes, which is this very file.
+let workerPolicy;
+function trustedWorkerURL(url) {
+  if (globalThis.trustedTypes === undefined) return url;
+  workerPolicy ??= globalThis.trustedTypes.createPolicy("koppi-worker", {
+    createScriptURL(value) {
+      const own = new URL("./worker.js", import.meta.url).href;
+      if (new URL(value, location.href).href !== own) throw new TypeError(`not Koppi's worker: ${value}`);
+      return own;
+    },
+  });
+  return workerPolicy.createScriptURL(String(url));
+}
+
 /** Main-thread side: `const crypto = new ProtocolWorker(); await crypto.call("seal", ...)`. */
 export class ProtocolWorker {
   constructor(url = new URL("./worker.js", import.meta.url)) {
-    this.worker = new Worker(url, { type: "module" });
+    this.worker = new Worker(trustedWorkerURL(url), { type: "module" });
     this.next = 0;
     this.waiting = new Map();
     this.worker.onmessage = (event) => {
