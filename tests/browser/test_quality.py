@@ -284,11 +284,13 @@ def test_axe_sees_what_it_must(watched: Any) -> None:
 
 
 def test_keyboard_focus_is_visible(watched: Any) -> None:
-    """Tab walks the login form in order, and the focused control shows a clear outline."""
+    """Tab walks the header (pages, languages) and the login form in order, and the focused
+    control shows a clear outline."""
     page = watched("login").open()
     order = []
-    focused = "() => document.activeElement.name || document.activeElement.lang"
-    for _ in range(6):
+    focused = """() => { const e = document.activeElement;
+                         return e.name || e.hreflang || e.getAttribute("href") || ""; }"""
+    for _ in range(9):
         page.keyboard.press("Tab")
         order.append(page.evaluate(focused))
         outline = page.evaluate(
@@ -296,4 +298,5 @@ def test_keyboard_focus_is_visible(watched: Any) -> None:
                        return [s.outlineStyle, parseFloat(s.outlineWidth)]; }"""
         )
         assert outline[0] != "none" and outline[1] >= 2, (order[-1], outline)
-    assert order == ["fi", "sv", "en", "username", "password", ""], order
+    expected = ["/app", "/devices", "/admin", "fi", "sv", "en", "username", "password", ""]
+    assert order == expected, order
