@@ -71,12 +71,14 @@ def deployment(
         koppi(env, "log", "init", str(tmp_path / "log.key"))
         printed = koppi(env, "root", "init", str(tmp_path / "root.key"))
         env["KOPPI_ROOT_PUBLIC_KEY"] = printed.split("public key:")[1].split()[0]  # pages pin it
+    # The server's log goes to a file: a pipe nobody reads fills up and stalls the server.
+    server_log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=server_log,
     )
     for _ in range(200):
         try:
@@ -89,3 +91,4 @@ def deployment(
     finally:
         proc.terminate()
         proc.wait(10)
+        server_log.close()

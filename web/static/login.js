@@ -15,6 +15,7 @@ form.addEventListener("submit", async (event) => {
   if (response.ok) {
     sessionStorage.setItem("koppi.csrf", body.csrf_token);
     status.textContent = `Logged in as ${body.username}.`;
+    document.getElementById("after-login").hidden = false; // on to the case conferences
   } else {
     status.textContent = body.error.message;
   }
