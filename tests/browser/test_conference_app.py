@@ -195,6 +195,11 @@ def test_three_professionals_hold_a_case_conference(browser: Any, server: Deploy
         alice.select_option("#invite-org", label=org)
         alice.click(f"#directory li[data-username={user}] button")
         alice.wait_for_selector(f"#invite-status:has-text('Invited: {user}')")
+    # (The test keeps dave's websockets, to close one under the app later.)
+    dave.add_init_script(
+        "window.__sockets = []; const Real = window.WebSocket; window.WebSocket = class extends"
+        " Real { constructor(...a) { super(...a); window.__sockets.push(this); } };"
+    )
     for page in (bob, carol, dave):
         open_app(page, url, thread)
     # Their organisations are new to the thread: alice approves adding each.
@@ -285,6 +290,32 @@ def test_three_professionals_hold_a_case_conference(browser: Any, server: Deploy
     assert dave.locator("#messages li[data-status=refused]").count() == 0
     shot(dave, "app-late-joiner.png")
 
+    # Offline and back: the connection says so, and resumes from the last seq it saw.
+    dave.evaluate(
+        "() => { window.__states = []; new MutationObserver(() => window.__states.push("
+        "document.getElementById('app').dataset.connection)).observe(document.getElementById('app'),"
+        " {attributes: true, attributeFilter: ['data-connection']}); }"
+    )
+    dave.context.set_offline(True)
+    dave.wait_for_selector("#app[data-connection=offline]")
+    assert dave.text_content("#connection-state") == "offline"
+    say(alice, "Kun olit poissa.")
+    chat.append("Kun olit poissa.")
+    wait_texts(alice, chat)
+    assert "Kun olit poissa." not in texts(dave)
+    dave.context.set_offline(False)
+    dave.wait_for_selector("#app[data-connection=open]")
+    wait_texts(dave, chat)
+    states = dave.evaluate("() => window.__states")
+    assert states[0] == "offline" and states[-1] == "open" and "reconnecting" in states, states
+    # A socket that closes under it: reconnecting, automatically, then open, nothing lost.
+    dave.evaluate("() => { window.__states = []; window.__sockets.at(-1).close(); }")
+    dave.wait_for_function("() => window.__states.includes('reconnecting')")
+    dave.wait_for_selector("#app[data-connection=open]")
+    say(bob, "Taas yhteydessä.")
+    chat.append("Taas yhteydessä.")
+    wait_texts(dave, chat)
+
     # Flow 6: a new consent version leaves the employment services out.
     alice.click("#consent-link")
     alice.wait_for_selector("#consent-panel[data-version='1']")
@@ -318,5 +349,7 @@ def test_three_professionals_hold_a_case_conference(browser: Any, server: Deploy
     bob.wait_for_selector("#export-panel[data-state=done]", timeout=30_000)
     # alice's message she let the county store, and bob's own (his label defaults to the county).
     exported = bob.locator("#export-messages li .text").all_text_contents()
-    assert exported == [chat[1], chat[2], "Odottaa kuittausta.", "Jatketaan ilman TE-palveluja."]
+    bobs = ["Sopii, kirjaan tämän.", "Odottaa kuittausta.", "Taas yhteydessä.",
+            "Jatketaan ilman TE-palveluja."]  # fmt: skip
+    assert exported == [chat[1], *bobs], exported
     assert not errors, errors

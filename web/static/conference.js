@@ -145,7 +145,10 @@ export class Conference extends EventTarget {
   start() {
     this.stopped = false;
     globalThis.addEventListener?.("online", () => { if (this.connection === "offline") this.connect(); });
-    globalThis.addEventListener?.("offline", () => this.setConnection("offline"));
+    globalThis.addEventListener?.("offline", () => { // no trusting a socket the system calls dead
+      this.dropSocket(4001, "offline");
+      this.setConnection("offline");
+    });
     this.poller = setInterval(() => this.poll(), this.pollMs);
     this.connect();
   }
@@ -153,17 +156,34 @@ export class Conference extends EventTarget {
   stop() {
     this.stopped = true;
     clearInterval(this.poller);
-    this.ws?.close(1000);
+    this.dropSocket(1000, "closed");
     this.setConnection("closed");
+  }
+
+  /** Forget the socket (its late close is ignored); what waited for an answer is sent again
+   * after the next ready. */
+  dropSocket(code, reason) {
+    const ws = this.ws;
+    this.ws = null;
+    this.failWaiting();
+    ws?.close(code, reason);
+  }
+
+  failWaiting() {
+    for (const [, w] of this.waitingFrames) w.reject(Object.assign(new Error("connection closed"), { code: "koppi.offline" }));
+    this.waitingFrames.clear();
   }
 
   connect() {
     if (this.stopped) return;
+    clearTimeout(this.retry);
+    this.retry = null;
+    if (this.ws && this.ws.readyState <= 1) return; // one socket at a time
     if (globalThis.navigator && navigator.onLine === false) {
       this.setConnection("offline");
       return;
     }
-    this.setConnection(this.attempt ? "reconnecting" : "connecting");
+    this.setConnection(this.attempt || this.wasOpen ? "reconnecting" : "connecting");
     const ws = new this.WebSocketImpl(this.wsUrl);
     this.ws = ws;
     ws.onopen = () => {
@@ -171,11 +191,11 @@ export class Conference extends EventTarget {
       for (const [id, t] of this.threads) if (t.lastSeq) resume[id] = t.lastSeq;
       ws.send(JSON.stringify({ type: "hello", v: 1, resume, device: b64u(this.me.deviceId) }));
     };
-    ws.onmessage = (event) => this.onFrame(JSON.parse(event.data));
+    ws.onmessage = (event) => { if (this.ws === ws) this.onFrame(JSON.parse(event.data)); };
     ws.onclose = (event) => {
       if (this.ws !== ws) return;
-      for (const [, w] of this.waitingFrames) w.reject(Object.assign(new Error("connection closed"), { code: "koppi.offline" }));
-      this.waitingFrames.clear();
+      this.ws = null;
+      this.failWaiting();
       if (event.code === 4010 || event.code === 4011) { // device revoked, user disabled: never again
         this.stopped = true;
         this.setConnection("closed", event.reason);
@@ -185,7 +205,7 @@ export class Conference extends EventTarget {
       this.setConnection(globalThis.navigator && navigator.onLine === false ? "offline" : "reconnecting");
       const wait = this.backoffMs[Math.min(this.attempt, this.backoffMs.length - 1)];
       this.attempt += 1;
-      setTimeout(() => this.connect(), wait);
+      this.retry = setTimeout(() => this.connect(), wait);
     };
   }
 
@@ -205,6 +225,7 @@ export class Conference extends EventTarget {
     switch (f.type) {
       case "ready":
         this.attempt = 0;
+        this.wasOpen = true;
         this.setConnection("open");
         for (const id of Object.keys(f.threads)) this.admit(id);
         for (const [id, code] of Object.entries(f.refused)) {
