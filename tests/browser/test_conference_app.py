@@ -148,6 +148,15 @@ def test_three_professionals_hold_a_case_conference(browser: Any, server: Deploy
     alice, bob, carol, dave = (pages[u] for u in ("alice", "bob", "carol", "dave"))
     for page in pages.values():
         enrol(page, url)
+    # Not approved yet: the app says so and takes part in nothing.
+    carol.goto(url + "/app")
+    carol.wait_for_selector("body[data-ready=true]")
+    assert carol.get_attribute("#app", "data-device") == "pending"
+    assert carol.text_content("#device-state") == (
+        "Your organisation's admin has not approved this device yet."
+    )
+    assert carol.get_attribute("#app", "data-connection") == "closed"
+    carol.goto(url + "/devices")
     approve(server, "alice", KELA, ["professional", "consent-recorder"])
     approve(server, "dave", KELA, ["professional"])
     approve(server, "bob", COUNTY, ["professional"])
@@ -329,6 +338,7 @@ def test_three_professionals_hold_a_case_conference(browser: Any, server: Deploy
         "The client's consent no longer covers your organisation."
     )
     assert carol.locator("#compose").is_disabled()
+    carol.wait_for_selector("#consent-summary[data-version='2']")  # under which consent, now
     shot(carol, "app-removed.png")
     alice.click("#back-to-app")
     alice.wait_for_selector("#consent-summary[data-version='2']")

@@ -100,8 +100,14 @@ async function start() {
   engine = new Conference({ api, me: secrets, user: me, follower: logFollower, store, worker,
     wsUrl: `${scheme}://${location.host}/ws`, pollMs: Number(root.dataset.poll ?? 3000) || 3000 });
   engine.addEventListener("connection", (e) => setConnection(e.detail.state));
+  const cutOff = new Set();
   engine.addEventListener("thread", (e) => {
-    if (e.detail.thread === selected()) drawThread();
+    const id = e.detail.thread;
+    if (engine.threads.get(id)?.removed && !cutOff.has(id)) { // show the consent that did it now
+      cutOff.add(id);
+      if (id === selected()) loadThread(id).catch(() => {});
+    }
+    if (id === selected()) drawThread();
     drawList();
   });
   engine.addEventListener("error", (e) => {
@@ -283,6 +289,7 @@ function drawMessages(view) {
 
 function drawComposer(view) {
   const usable = Boolean(view?.state) && !view.removed && !view.refusal;
+  $("composer").hidden = Boolean(view?.removed);
   $("compose").disabled = !usable;
   $("send").disabled = !usable;
   const box = $("label-choice");

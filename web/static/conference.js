@@ -98,7 +98,7 @@ export class Conference extends EventTarget {
     super();
     Object.assign(this, { api, me, user, follower, store, worker, wsUrl, WebSocketImpl, pollMs, backoffMs, jitterMs });
     this.threads = new Map();
-    this.connection = "closed";
+    this.connection = null;
     this.waitingFrames = new Map(); // frame id -> {resolve, reject}
     this.approvedOrgs = new Map(); // thread id -> Set(hex org id) a person approved here
     this.attempt = 0;
@@ -119,6 +119,7 @@ export class Conference extends EventTarget {
   }
 
   setConnection(state, reason = null) {
+    if (state === this.connection && reason === null) return;
     this.connection = state;
     this.emit("connection", { state, reason });
   }
