@@ -299,8 +299,9 @@ function drawComposer(view) {
   labelKey = key;
   box.replaceChildren(box.firstElementChild);
   const chosen = new Set(usable ? engine.defaultLabel(view.id, me.org) : []);
-  for (const orgHex of may) {
-    const org = uuidOf(unhex(orgHex));
+  const named = may.map((orgHex) => uuidOf(unhex(orgHex)))
+    .sort((a, b) => (orgNames.get(a) ?? a).localeCompare(orgNames.get(b) ?? b, locale));
+  for (const org of named) {
     const input = el("input", undefined, { type: "checkbox", name: "store", value: org });
     input.checked = chosen.has(org);
     const label = el("label");
