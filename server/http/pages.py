@@ -6,12 +6,14 @@ from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from crypto.consent import PURPOSES
 from server.appkeys import CONFIG, RELEASE, TRANSLOG
 from server.errors import ApiError
 from server.http.api import path_uuid
 from server.http.authn import cookie_name
 from server.page_text import (
     ADMIN_PAGE,
+    APP_PAGE,
     COMMON,
     CONSENT_PAGE,
     DEVICES_PAGE,
@@ -112,16 +114,38 @@ async def export(request: web.Request) -> web.Response:
     key and the witnesses with their quorum. They come from the server that also serves the code
     (docs/threat-model.md, "The browser code is served by the same operator")."""
     thread_id = path_uuid(request, "thread_id", ApiError(404, "koppi.not_found", "no such page"))
-    cfg, translog = request.app[CONFIG], request.app.get(TRANSLOG)
-    root = cfg.root_public()
     return render(
         request,
         "export.html",
         EXPORT_PAGE,
         title=f"Koppi — {EXPORT_PAGE[page_lang(request)]['title']}",
         thread=str(thread_id),
-        root_public=root.hex() if root is not None else "",
-        log_public=translog.public_key.hex() if translog is not None else "",
-        witnesses=",".join(w.hex() for w in cfg.witness_keys().values()),
-        quorum=cfg.log_quorum,
+        **pins(request),
+    )
+
+
+def pins(request: web.Request) -> dict[str, object]:
+    """What a page that follows the log pins: the deployment root key, the log key, and the
+    witnesses with their quorum, from the server's configuration."""
+    cfg, translog = request.app[CONFIG], request.app.get(TRANSLOG)
+    root = cfg.root_public()
+    return {
+        "root_public": root.hex() if root is not None else "",
+        "log_public": translog.public_key.hex() if translog is not None else "",
+        "witnesses": ",".join(w.hex() for w in cfg.witness_keys().values()),
+        "quorum": cfg.log_quorum,
+    }
+
+
+@routes.get("/app")
+async def app(request: web.Request) -> web.Response:
+    """The case-conference app: the thread list and the thread view (`#<thread id>`). The page
+    carries the log pins its module verifies devices and consents with."""
+    return render(
+        request,
+        "app.html",
+        APP_PAGE,
+        title=f"Koppi — {APP_PAGE[page_lang(request)]['title']}",
+        purposes=sorted(PURPOSES),
+        **pins(request),
     )

@@ -1,4 +1,5 @@
-"""Threads over HTTP: start one, invite a professional (thin handlers over `ThreadService`)."""
+"""Threads over HTTP: start one, list mine, who is in it, invite a professional found in the
+directory (thin handlers over `ThreadService`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from server.consent_documents import LANGUAGES
 from server.errors import ApiError
 from server.http.api import parse, path_uuid, require_principal
 from server.right_to_know import render_report
-from server.services.admission import NOT_MEMBER
+from server.services.admission import ADMITTED, NOT_MEMBER
+from server.services.threads import NOT_COVERED
 from server.ws.frames import b64u_encode
 
 routes = web.RouteTableDef()
@@ -187,3 +189,71 @@ async def label_policy(request: web.Request) -> web.Response:
     body = await parse(request, PolicyBody)
     await request.app[THREADS].set_label_policy(principal, thread_id, body.policy)
     return web.json_response({"thread": str(thread_id), "label_policy": body.policy})
+
+
+@routes.get("/api/threads")
+async def mine(request: web.Request) -> web.Response:
+    """The caller's threads, newest first, with whether the current consent admits them now."""
+    principal = await require_principal(request)
+    found = await request.app[THREADS].mine(principal)
+    return web.json_response(
+        {
+            "threads": [
+                {
+                    "thread": str(s.thread.id),
+                    "client_ref": s.thread.client_ref,
+                    "purpose": s.thread.purpose,
+                    "created_at": s.thread.created_at,
+                    "epoch": s.thread.epoch,
+                    "closed": s.thread.closed_at is not None,
+                    "admitted": s.admission == ADMITTED,
+                    "refusal": None if s.admission == ADMITTED else s.admission,
+                }
+                for s in found
+            ]
+        }
+    )
+
+
+@routes.get("/api/threads/{thread_id}/members")
+async def members(request: web.Request) -> web.Response:
+    """Who is in the conference: members only, each with their organisation and admission."""
+    principal = await require_principal(request)
+    thread_id = path_uuid(request, "thread_id", NOT_MEMBER)
+    found = await request.app[THREADS].members(principal, thread_id)
+    return web.json_response(
+        {
+            "members": [
+                {
+                    "user": str(m.user_id),
+                    "username": m.username,
+                    "org": str(m.org_id),
+                    "org_name": m.org_name,
+                    "roles": m.roles,
+                    "admitted": m.admission == ADMITTED,
+                    "refusal": None if m.admission == ADMITTED else m.admission,
+                }
+                for m in found
+            ]
+        }
+    )
+
+
+@routes.get("/api/organisations/{org_id}/professionals")
+async def professionals(request: web.Request) -> web.Response:
+    """The professionals of an organisation the thread's consent covers, for an admitted member
+    to invite (`?thread=ID` is required)."""
+    principal = await require_principal(request)
+    try:
+        thread_id = uuid.UUID(request.query["thread"])
+    except (KeyError, ValueError):
+        raise ApiError(400, "koppi.bad_request", "?thread= the thread to invite to") from None
+    org_id = path_uuid(request, "org_id", NOT_COVERED)
+    found = await request.app[THREADS].directory(principal, thread_id, org_id)
+    return web.json_response(
+        {
+            "professionals": [
+                {"user": str(p.user_id), "username": p.username, "roles": p.roles} for p in found
+            ]
+        }
+    )

@@ -164,6 +164,17 @@ class ThreadRepository:
             )
             return {r.id: r.next_seq - 1 for r in rows}
 
+    async def threads_of_member(self, user_id: uuid.UUID) -> list[Thread]:
+        """The threads the user is invited to, newest first (what their thread list shows)."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(Thread)
+                .join(ThreadMember, ThreadMember.thread_id == Thread.id)
+                .where(ThreadMember.user_id == user_id)
+                .order_by(Thread.created_at.desc(), Thread.id)
+            )
+            return [Thread(**r._mapping) for r in rows]
+
     async def members(self, thread_id: uuid.UUID) -> dict[uuid.UUID, Member]:
         return (await self.members_of([thread_id]))[thread_id]
 

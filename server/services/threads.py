@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
@@ -21,6 +22,39 @@ from server.repositories.threads import Member, ThreadRepository
 from server.services.admission import AdmissionService
 
 CLIENT_REF = re.compile(r"^[0-9a-f]{64}$")  # 32 pseudonymous bytes, never an identity code
+TAKES_PART = frozenset({"professional", "consent-recorder"})  # not admins or record systems
+NOT_COVERED = ApiError(
+    403, "koppi.not_covered", "the thread's current consent does not cover that organisation"
+)
+
+
+@dataclass(frozen=True)
+class ThreadSummary:
+    """One of the caller's threads as their thread list shows it: `admission` is
+    `koppi.admitted` or the refusal code of the admission rule for the caller now."""
+
+    thread: Thread
+    admission: str
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """A member of a thread with the names a person recognises, and whether the current
+    consent admits them now (`admission`: `koppi.admitted` or the refusal code)."""
+
+    user_id: uuid.UUID
+    username: str
+    org_id: uuid.UUID
+    org_name: str
+    roles: list[str]
+    admission: str
+
+
+@dataclass(frozen=True)
+class Professional:
+    user_id: uuid.UUID
+    username: str
+    roles: list[str]
 
 
 class ThreadService:
@@ -97,3 +131,56 @@ class ThreadService:
         if added and self.on_joined is not None:
             await self.on_joined(thread_id, user.id)
         return added
+
+    async def mine(self, principal: Principal) -> list[ThreadSummary]:
+        """The caller's threads, newest first, each with the admission decision for them now
+        (not audited: listing decides nothing; hello and every send do)."""
+        out = []
+        for thread in await self._threads.threads_of_member(principal.user_id):
+            access = await self._admission.access(thread.id)
+            member = access.members.get(principal.user_id)
+            reason = (
+                "koppi.not_member"
+                if member is None
+                else access.decide(member, self._admission.now_s()).reason
+            )
+            out.append(ThreadSummary(thread, reason))
+        return out
+
+    async def members(self, principal: Principal, thread_id: uuid.UUID) -> list[MemberView]:
+        """Who is in the conference (members only): usernames, organisation names, roles and
+        whether the current consent admits each of them now, by organisation and username."""
+        access = await self._admission.require_invited(principal, thread_id)
+        users = await self._accounts.users_by_id(access.members)
+        orgs = {m.org_id for m in access.members.values()}
+        names = await self._accounts.organisations_by_id(orgs)
+        now = self._admission.now_s()
+        out = [
+            MemberView(
+                u,
+                users[u].username,
+                m.org_id,
+                names.get(m.org_id, ""),
+                sorted(m.roles),
+                access.decide(m, now).reason,
+            )
+            for u, m in access.members.items()
+        ]
+        return sorted(out, key=lambda v: (v.org_name, v.username))
+
+    async def directory(
+        self, principal: Principal, thread_id: uuid.UUID, org_id: uuid.UUID
+    ) -> list[Professional]:
+        """The professionals of one organisation whom an admitted member of the thread may
+        invite: only of an organisation the thread's current consent covers (deny by default:
+        nobody browses another organisation's staff without a client's consent naming it)."""
+        await self._admission.require_admitted(principal, thread_id)
+        access = await self._admission.access(thread_id)
+        covered = {o.org_id for o in access.current.core.organisations} if access.current else set()
+        if org_id.bytes not in covered:
+            raise NOT_COVERED
+        return [
+            Professional(u.id, u.username, sorted(u.roles or ()))
+            for u in await self._accounts.users_of_org(org_id)
+            if not u.disabled and TAKES_PART & set(u.roles or ())
+        ]

@@ -78,12 +78,14 @@ def deployment(
     if web_copy is not None:  # `python -m` puts its working folder first on the path
         paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
         serve_env = {**env, "PYTHONPATH": os.pathsep.join(paths)}
+    # The server's log goes to a file: a pipe nobody reads fills up and stalls the server.
+    server_log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", str(port)],
         cwd=web_copy or ROOT,
         env=serve_env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=server_log,
     )
     for _ in range(200):
         try:
@@ -96,3 +98,4 @@ def deployment(
     finally:
         proc.terminate()
         proc.wait(10)
+        server_log.close()

@@ -38,6 +38,7 @@ PAGES = {
     "admin": Page("/admin", "anna", ready=True),
     "consent": Page("/threads/{thread}/consent", "alice", ready=True),
     "export": Page("/threads/{thread}/export", "alice", ready=True),
+    "app": Page("/app", "alice"),
 }
 
 # Collects what the CSP refused, from before the page's first script runs.

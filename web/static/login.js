@@ -22,7 +22,7 @@ form.addEventListener("submit", async (event) => {
     sessionStorage.setItem("koppi.csrf", body.csrf_token);
     status.textContent = fill(T.done, { username: body.username });
     next.hidden = false;
-    document.getElementById("to-app").focus();
+    document.getElementById("app-link").focus();
   } else {
     status.textContent = T[body.error?.code] ?? `${T.error}: ${body.error?.message ?? response.statusText}`;
   }

@@ -35,6 +35,13 @@ export async function decodeGenesis(data) {
   return g;
 }
 
+/** Epoch 0's fixed frame (crypto/commit.py `Genesis.encode`): what the thread is for and which
+ * device opens it; decode the bytes again for the object with its hash. */
+export function encodeGenesis({ threadId, clientRef, purpose, historyPolicy = "by-consent", creator, createdAt }) {
+  return new Encoder("koppi/v1/genesis").u16(1).u16(1).bytes(threadId).bytes(clientRef).text(purpose)
+    .text(historyPolicy).bytes(creator).u64(createdAt).finish();
+}
+
 function decodeRosterEntry(data) {
   const d = new Decoder(data, "koppi/v1/roster-entry");
   const e = { deviceId: d.bytes({ length: 32 }), userId: d.bytes({ length: 16 }), orgId: d.bytes({ length: 16 }),

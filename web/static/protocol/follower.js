@@ -8,9 +8,10 @@
 // entry that fails is not trusted and is kept in `refused` with its reason, so a page can say
 // *why* it will not trust a device the server lists.
 
-import { Decoder, Encoder, equalBytes, sha256, unb64u } from "./encoding.js";
+import { Decoder, Encoder, equalBytes, hex, sha256, unb64u } from "./encoding.js";
 import { LocalProtocolError, RemoteProtocolError } from "./errors.js";
 import { ConsentRecord } from "./consent.js";
+import { validAt } from "./identity.js";
 import { leafHash, nodeHash } from "./merkle.js";
 import { CosignedTreeHead, ROLLBACK } from "./treehead.js";
 
@@ -216,4 +217,60 @@ export class LogFollower {
       await this.trust.add(e.kind, e.payload, e.index, proof);
     }
   }
+}
+
+const uuidText = (b) => {
+  const h = hex(b);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+};
+
+/**
+ * Check the devices the server lists for a thread (GET /api/threads/{id}/devices) against what
+ * the log proves: client/trust.py `resolve_members`, rule for rule. Returns
+ * `{ members: [{device}], refused: Map(hex id -> reason), needsApproval: Map(hex id -> {reason,
+ * kind: "device" | "organisation", device})}`. `roster`: hex device ids of the current epoch;
+ * `approved`: hex ids a person approved; `approvedOrgs`: hex organisation ids a member approved.
+ */
+export function resolveMembers(listed, follower, { roster = [], approved = [], approvedOrgs = [], atIndex = null } = {}) {
+  const trust = follower.trust;
+  const index = atIndex ?? follower.size;
+  const inRoster = new Set(roster);
+  const byPerson = new Set(approved);
+  const orgsApproved = new Set(approvedOrgs);
+  const inThread = [...inRoster].map((id) => trust.devices.get(id)).filter(Boolean);
+  const rosterUsers = new Set(inThread.map((d) => hex(d.userId)));
+  const rosterOrgs = new Set(inThread.map((d) => hex(d.orgId)));
+  const members = [];
+  const refused = new Map();
+  const needsApproval = new Map();
+  for (const item of listed) {
+    const deviceId = unb64u(item.device_id);
+    const id = hex(deviceId);
+    const device = trust.device(deviceId);
+    const certIndex = item.cert_log_index;
+    if (!device) {
+      const why = Number.isInteger(certIndex) ? follower.refused.get(certIndex) : null;
+      refused.set(id, why ? `its certificate at log index ${certIndex} was refused: ${why.code} (${why.message})`
+        : "koppi.unknown_device: no verified certificate for it in the log");
+    } else if (certIndex !== device.certLogIndex) {
+      refused.set(id, `koppi.unknown_device: the server names log index ${certIndex}, the log certifies it at ${device.certLogIndex}`);
+    } else if (item.user !== uuidText(device.userId) || item.org !== uuidText(device.orgId)) {
+      refused.set(id, "koppi.roster_mismatch: another user or organisation in the log");
+    } else if (!validAt(device, index)) {
+      refused.set(id, `koppi.device_revoked: revoked at index ${device.revokedAtIndex}`);
+    } else if (device.notAfter !== null && trust.now() >= device.notAfter) {
+      refused.set(id, "koppi.removal_due: its certificate has expired");
+    } else if (!inRoster.has(id) && rosterUsers.has(hex(device.userId)) && !byPerson.has(id) &&
+        !(trust.links.get(id) && inRoster.has(hex(trust.links.get(id).existingDeviceId)))) {
+      needsApproval.set(id, { kind: "device", device, reason: "a new device of a member, linked from none of " +
+        "their devices in this thread: compare its fingerprint with its owner before approving it" });
+    } else if (inThread.length && !inRoster.has(id) && !rosterOrgs.has(hex(device.orgId)) &&
+        !orgsApproved.has(hex(device.orgId))) {
+      needsApproval.set(id, { kind: "organisation", device, reason: "an organisation new to this thread: a " +
+        "member approves adding it (the client's consent covering it is not enough on its own)" });
+    } else {
+      members.push({ device });
+    }
+  }
+  return { members, refused, needsApproval };
 }

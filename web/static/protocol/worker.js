@@ -12,7 +12,10 @@ const OPS = {
   },
   async open(epoch, data) {
     const opened = await M.open(epoch, data);
-    return { body: opened.body, sender: opened.header.sender, counter: opened.header.counter };
+    // The header (its label as a plain object) and the wire hash, for the caller's replay guard.
+    return { body: opened.body, sender: opened.header.sender, counter: opened.header.counter,
+      header: { ...opened.header, label: { ...opened.header.label } }, contentType: opened.contentType,
+      wireHash: opened.wireHash };
   },
   async hpkeSeal(recipientPublic, info, plaintext) {
     return hpkeSeal(recipientPublic, info, plaintext);

@@ -1,0 +1,69 @@
+"""The case-conference app's shell (/app, issue #9): it carries the pins its module verifies the
+log with, the purposes a thread can be started for, the confidentiality marking, and every word
+of its table in Finnish, Swedish and English; the table is complete in each language, with the
+same placeholders, and explains every admission refusal the server can send in `removed`."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from typing import Any
+
+import pytest
+
+from crypto.consent import PURPOSES
+from server.page_text import APP_PAGE, LANGUAGES
+from tests.server.conftest import LOG_KEY, Cast
+from tests.server.test_export_page import attribute
+from tests.server.test_ghost_device import ROOT, WITNESS
+
+MARKING = {"fi": "Salassa pidettävä", "sv": "Sekretessbelagd", "en": "Confidential"}
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    return {
+        "root_public_key": ROOT.public.hex(),
+        "log_witness_keys": WITNESS.public.hex(),
+        "log_quorum": 1,
+    }
+
+
+def words(page: str) -> dict[str, str]:
+    block = re.search(r'<script type="application/json" id="app-text">(.*?)</script>', page, re.S)
+    assert block is not None
+    parsed: dict[str, str] = json.loads(block.group(1))
+    return parsed
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_the_app_page_in_each_language(cast: Cast, lang: str) -> None:
+    r = await cast.client.get(f"/app?lang={lang}")
+    assert r.status == 200
+    page = await r.text()
+    assert f'<html lang="{lang}">' in page and '<script type="module" src="/static/app.js">' in page
+    assert words(page) == APP_PAGE[lang]
+    assert APP_PAGE[lang]["confidential"] == MARKING[lang] and html.escape(MARKING[lang]) in page
+    assert attribute(page, "data-root") == ROOT.public.hex()
+    assert attribute(page, "data-log") == LOG_KEY.public.hex()
+    assert attribute(page, "data-witnesses") == WITNESS.public.hex()
+    assert attribute(page, "data-quorum") == "1"
+    assert re.findall(r'<option value="([a-z-]+)">', page) == sorted(PURPOSES)
+
+
+async def test_another_language_is_refused(cast: Cast) -> None:
+    r = await cast.client.get("/app?lang=de")
+    assert r.status == 400 and (await r.json())["error"]["code"] == "koppi.bad_request"
+
+
+def test_every_language_has_every_word() -> None:
+    keys = set(APP_PAGE["en"])
+    refusals = {"koppi.no_consent", "koppi.consent_revoked", "koppi.consent_not_yet_valid",
+                "koppi.consent_expired", "koppi.not_covered", "koppi.role_not_covered"}  # fmt: skip
+    assert refusals <= keys
+    for lang in LANGUAGES:
+        assert set(APP_PAGE[lang]) == keys, lang
+        for key, text in APP_PAGE["en"].items():
+            placeholders = set(re.findall(r"\{(\w+)\}", APP_PAGE[lang][key]))
+            assert placeholders == set(re.findall(r"\{(\w+)\}", text)), (lang, key)
