@@ -18,6 +18,7 @@ from server.services.auditlog import AuditCheckpoints
 from server.services.auth import AuthService
 from server.services.commits import CommitService
 from server.services.consents import ConsentService
+from server.services.deliveries import DeliveryAudit
 from server.services.export import ExportService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
@@ -46,4 +47,5 @@ AUDIT = web.AppKey("audit_checkpoints", AuditCheckpoints)
 THREADS = web.AppKey("threads", ThreadService)
 EXPORTS = web.AppKey("exports", ExportService)
 RETENTION = web.AppKey("retention", RetentionService)
+DELIVERIES = web.AppKey("delivery_audit", DeliveryAudit)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

@@ -7,19 +7,77 @@ appends, the CLI verifies.
     hash = H("koppi/v1/audit-event", u64 id, bytes org_id(16), bytes actor (16 | empty),
              text action, text subject, u64 at, bytes prev_hash(32))
 
-The first event's `prev_hash` is 32 zero bytes.
+The first event's `prev_hash` is 32 zero bytes. The subjects of the message events are built
+here, in one place, because the right-to-know report parses them (docs/protocol.md §11).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 from crypto.encoding import Encoder
-from crypto.primitives import sha256
 
 GENESIS = bytes(32)
+
+
+class EventFields(Protocol):
+    """What the chain hashes of an event (a stored `AuditEvent` row or a `NewEvent`)."""
+
+    @property
+    def org_id(self) -> uuid.UUID: ...
+    @property
+    def actor(self) -> uuid.UUID | None: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def at(self) -> int: ...
+
+
+class NewEvent(NamedTuple):
+    """An event about to be appended, without the ORM's per-object cost (the group commit makes
+    one per stored message)."""
+
+    org_id: uuid.UUID
+    actor: uuid.UUID | None
+    action: str
+    subject: str
+    at: int
+
+
+def chained(
+    events: Sequence[EventFields], next_id: int, prev: bytes
+) -> list[tuple[int, EventFields, bytes, bytes]]:
+    """Number and hash events after the chain's head: (id, event, prev_hash, hash) each."""
+    out = []
+    for offset, e in enumerate(events):
+        event_id = next_id + offset
+        own = event_hash(event_id, e.org_id, e.actor, e.action, e.subject, e.at, prev)
+        out.append((event_id, e, prev, own))
+        prev = own
+    return out
+
+
+def stored_subject(
+    thread_id: uuid.UUID, seq: int, msg_id: bytes, basis: str, label_orgs: Sequence[str]
+) -> str:
+    """`message.stored`: `<thread> seq <seq> <msg id base64url> <basis> <orgs comma-separated,
+    in label order, or ->`. Metadata only: never a byte of the content."""
+    msg = base64.urlsafe_b64encode(msg_id).rstrip(b"=").decode()
+    orgs = ",".join(label_orgs) or "-"
+    return f"{thread_id} seq {seq} {msg} {basis} {orgs}"
+
+
+def delivered_subject(thread_id: uuid.UUID, device_id: bytes | None, first: int, last: int) -> str:
+    """`message.delivered`: `<thread> <device id's first 16 bytes hex, or -> seq <first>-<last>`."""
+    device = "-" if device_id is None else device_id[:16].hex()
+    return f"{thread_id} {device} seq {first}-{last}"
 
 
 def event_hash(
@@ -31,17 +89,23 @@ def event_hash(
     at: int,
     prev_hash: bytes,
 ) -> bytes:
-    return sha256(
-        Encoder("koppi/v1/audit-event")
-        .u64(event_id)
-        .bytes(org_id.bytes)
-        .bytes(b"" if actor is None else actor.bytes)
-        .text(action)
-        .text(subject)
-        .u64(at)
-        .bytes(prev_hash)
-        .finish()
-    )
+    """The encoding of the module docstring (`crypto.encoding`), laid out by hand: the group
+    commit hashes one event per stored message, and the generic `Encoder` costs most of that.
+    `tests/server/test_audit_chain.py` holds it to the `Encoder`'s bytes."""
+    who = b"" if actor is None else actor.bytes
+    what, about = action.encode(), subject.encode()
+    return hashlib.sha256(
+        b"".join((
+            _EVENT_LABEL, event_id.to_bytes(8, "big"), _ORG_LENGTH, org_id.bytes,
+            len(who).to_bytes(4, "big"), who, len(what).to_bytes(4, "big"), what,
+            len(about).to_bytes(4, "big"), about, at.to_bytes(8, "big"),
+            len(prev_hash).to_bytes(4, "big"), prev_hash,
+        ))
+    ).digest()  # fmt: skip
+
+
+_EVENT_LABEL = Encoder("koppi/v1/audit-event").finish()  # the domain label field
+_ORG_LENGTH = (16).to_bytes(4, "big")
 
 
 @dataclass(frozen=True)

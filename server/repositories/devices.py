@@ -8,21 +8,74 @@ import weakref
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.audit import GENESIS, Link, event_hash
+from server.audit import GENESIS, EventFields, Link, chained
 from server.db.tables import AuditEvent, Device, LogEntry, Organisation
 
 AUDIT_LOCK = 0x6B6F707069  # PostgreSQL advisory lock key of the audit chain ("koppi")
 _locks: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
-def _append_lock(engine: AsyncEngine) -> asyncio.Lock:
-    """One audit appender at a time per database in this process."""
+def audit_lock(engine: AsyncEngine) -> asyncio.Lock:
+    """One audit appender at a time per database in this process (the group commit, which
+    appends in its own transaction on its own connection, holds it too)."""
     lock = _locks.get(engine)
     if lock is None:
         lock = _locks[engine] = asyncio.Lock()
     return lock
+
+
+def append_audit(conn: Connection, events: Sequence[EventFields]) -> None:
+    """Append events to the chain inside the caller's synchronous write transaction, so they
+    commit, or not, with what they record (the group commit's `message.stored`). The caller
+    holds `audit_lock`; on PostgreSQL the advisory lock is taken here, held until the
+    transaction ends (take it last: it serialises every appender across servers). On SQLite
+    the transaction already holds the database's write lock once it has written."""
+    if not events:
+        return
+    if conn.dialect.name == "sqlite":
+        return _SqliteAudit(conn).append(events)
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK})
+    last = conn.execute(
+        select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).first()
+    next_id, prev = (1, GENESIS) if last is None else (last.id + 1, bytes(last.hash))
+    conn.execute(insert(AuditEvent), _rows(events, next_id, prev))
+
+
+def _rows(events: Sequence[EventFields], next_id: int, prev: bytes) -> list[dict[str, object]]:
+    return [{"id": event_id, "org_id": e.org_id, "actor": e.actor, "action": e.action,
+             "subject": e.subject, "at": e.at, "prev_hash": prev_hash, "hash": own}
+            for event_id, e, prev_hash, own in chained(events, next_id, prev)]  # fmt: skip
+
+
+class _SqliteAudit:
+    """The append in plain DB-API calls on the group commit's own connection (as
+    `server/repositories/threads.py` `_SqliteWriter`, for the same reason: SQLAlchemy's
+    per-statement cost would be most of the work). Ids as SQLAlchemy's `Uuid` stores them."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._cur = conn.connection.cursor()
+
+    def append(self, events: Sequence[EventFields]) -> None:
+        self._cur.execute("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")
+        last = self._cur.fetchone()
+        next_id, prev = (1, GENESIS) if last is None else (int(last[0]) + 1, bytes(last[1]))
+        rows = chained(events, next_id, prev)
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            args: list[object] = []
+            for event_id, e, prev_hash, own in chunk:
+                actor = None if e.actor is None else e.actor.hex
+                args += [event_id, e.org_id.hex, actor, e.action, e.subject, e.at, prev_hash, own]
+            values = ",".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in chunk)
+            self._cur.execute(
+                "INSERT INTO audit_events (id, org_id, actor, action, subject, at, "  # noqa: S608
+                f"prev_hash, hash) VALUES {values}",
+                args,
+            )
 
 
 class DeviceRepository:
@@ -100,13 +153,13 @@ class DeviceRepository:
             [AuditEvent(org_id=org_id, actor=actor, action=action, subject=subject, at=at)]
         )
 
-    async def audit_many(self, events: Sequence[AuditEvent]) -> None:
+    async def audit_many(self, events: Sequence[EventFields]) -> None:
         """Append events to the hash chain in one transaction (a consent change decides for many
         at once). One appender at a time: in this process a lock, across PostgreSQL servers an
         advisory lock held until the transaction ends."""
         if not events:
             return
-        async with _append_lock(self._engine), self._engine.begin() as conn:
+        async with audit_lock(self._engine), self._engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK})
             last = (
@@ -115,15 +168,7 @@ class DeviceRepository:
                 )
             ).first()
             next_id, prev = (1, GENESIS) if last is None else (last.id + 1, bytes(last.hash))
-            rows = []
-            for offset, e in enumerate(events):
-                event_id = next_id + offset
-                own = event_hash(event_id, e.org_id, e.actor, e.action, e.subject, e.at, prev)
-                rows.append({"id": event_id, "org_id": e.org_id, "actor": e.actor,
-                             "action": e.action, "subject": e.subject, "at": e.at,
-                             "prev_hash": prev, "hash": own})  # fmt: skip
-                prev = own
-            await conn.execute(insert(AuditEvent), rows)
+            await conn.execute(insert(AuditEvent), _rows(events, next_id, prev))
 
     async def audit_head(self) -> tuple[int, int, bytes] | None:
         """(how many events, the last one's id, its hash), or None for an empty trail."""

@@ -117,8 +117,9 @@ def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> N
         ("[koppi]\nprot = 1\n", {}),
         ("", {"KOPPI_PORT": "eighty"}),
         ('[koppi]\nlog_format = "xml"\n', {}),
+        ("", {"KOPPI_AUDIT_DELIVERY_FLUSH_S": "0"}),
     ],
-    ids=["unknown-key", "bad-env-type", "bad-choice"],
+    ids=["unknown-key", "bad-env-type", "bad-choice", "no-delivery-flush"],
 )
 def test_bad_configuration_is_an_error(tmp_path: Path, content: str, env: dict[str, str]) -> None:
     path = tmp_path / "koppi.toml"
