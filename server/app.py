@@ -151,6 +151,7 @@ def create_app(
             clock,
             retention_days=cfg.retention_days,
             max_message_age_days=cfg.max_message_age_days,
+            audit_retention_days=cfg.audit_retention_days,
             interval_s=cfg.purge_interval_s,
         )
         app[RETENTION] = retention

@@ -74,6 +74,13 @@ def stored_subject(
     return f"{thread_id} seq {seq} {msg} {basis} {orgs}"
 
 
+def pruned_subject(events: int, disclosures: int, up_to: int) -> str:
+    """`audit.pruned`: `<events> events <disclosures> disclosures up to <id>`: how many of the
+    organisation's events and disclosure records the retention purge deleted, and the id of the
+    last event pruned from the chain so far (its anchor; 0 if none ever was)."""
+    return f"{events} events {disclosures} disclosures up to {up_to}"
+
+
 def delivered_subject(thread_id: uuid.UUID, device_id: bytes | None, first: int, last: int) -> str:
     """`message.delivered`: `<thread> <device id's first 16 bytes hex, or -> seq <first>-<last>`."""
     device = "-" if device_id is None else device_id[:16].hex()
@@ -123,6 +130,16 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """Where the kept chain starts once its oldest events were pruned: the last pruned event's
+    id and hash, and how many events the chain had up to it (an `AuditHead` checkpoint)."""
+
+    last_id: int
+    head_hash: bytes
+    events: int
+
+
+@dataclass(frozen=True)
 class Verdict:
     events: int
     head: bytes
@@ -130,10 +147,14 @@ class Verdict:
     why: str = ""
 
 
-def verify_chain(links: Iterable[Link]) -> Verdict:
-    """Walk the events in id order: each names its predecessor's hash and hashes to its own."""
-    prev, count = GENESIS, 0
+def verify_chain(links: Iterable[Link], start: Anchor | None = None) -> Verdict:
+    """Walk the events in id order: each names its predecessor's hash and hashes to its own. The
+    first names genesis, or the anchor's hash when the chain's start was pruned."""
+    prev, count, after = (GENESIS, 0, 0) if start is None else (start.head_hash, start.events,
+                                                                 start.last_id)  # fmt: skip
     for link in links:
+        if link.id <= after:
+            return Verdict(count, prev, link.id, "is older than the anchor the chain starts at")
         if link.prev_hash != prev:
             return Verdict(
                 count, prev, link.id, "does not follow the event before it (one removed?)"
@@ -143,5 +164,5 @@ def verify_chain(links: Iterable[Link]) -> Verdict:
         )
         if link.hash != expected:
             return Verdict(count, prev, link.id, "its fields do not hash to its hash (changed?)")
-        prev, count = link.hash, count + 1
+        prev, count, after = link.hash, count + 1, link.id
     return Verdict(count, prev)

@@ -46,11 +46,14 @@ class Config:
     retention_days: int = 90  # a closed thread's messages are purged this long after closing
     max_message_age_days: int = 3650  # and no message is kept longer than this, closed or not
     purge_interval_s: int = 3600  # how often the purge job looks
+    audit_retention_days: int = 3650  # audit events and disclosure records are kept this long
     log_witness_keys: str = ""  # witnesses' Ed25519 public keys (hex, comma-separated)
 
     def __post_init__(self) -> None:
         if self.audit_delivery_flush_s <= 0:
             raise ConfigError("audit_delivery_flush_s: a number of seconds above 0")
+        if self.audit_retention_days < 1:
+            raise ConfigError("audit_retention_days: at least one day")
         try:
             self.witness_keys()
         except ValueError:

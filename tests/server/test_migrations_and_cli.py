@@ -118,8 +118,9 @@ def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> N
         ("", {"KOPPI_PORT": "eighty"}),
         ('[koppi]\nlog_format = "xml"\n', {}),
         ("", {"KOPPI_AUDIT_DELIVERY_FLUSH_S": "0"}),
+        ("[koppi]\naudit_retention_days = 0\n", {}),
     ],
-    ids=["unknown-key", "bad-env-type", "bad-choice", "no-delivery-flush"],
+    ids=["unknown-key", "bad-env-type", "bad-choice", "no-delivery-flush", "no-audit-retention"],
 )
 def test_bad_configuration_is_an_error(tmp_path: Path, content: str, env: dict[str, str]) -> None:
     path = tmp_path / "koppi.toml"
