@@ -24,6 +24,7 @@ from server.appkeys import (
     COMMITS,
     CONFIG,
     CONSENTS,
+    DELIVERIES,
     ENGINE,
     EXPORTS,
     MESSAGING,
@@ -61,6 +62,7 @@ from server.services.auditlog import AuditCheckpoints
 from server.services.auth import AuthService, HashCost
 from server.services.commits import CommitService
 from server.services.consents import ConsentService
+from server.services.deliveries import DeliveryAudit
 from server.services.export import ExportService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
@@ -154,9 +156,13 @@ def create_app(
             clock,
             retention_days=cfg.retention_days,
             max_message_age_days=cfg.max_message_age_days,
+            audit_retention_days=cfg.audit_retention_days,
             interval_s=cfg.purge_interval_s,
         )
         app[RETENTION] = retention
+        deliveries = DeliveryAudit(trail, clock, flush_s=cfg.audit_delivery_flush_s)
+        app[DELIVERIES] = deliveries
+        deliveries.start()
         await messaging.load_fences()
         await admission.start()
         retention.start()
@@ -171,6 +177,7 @@ def create_app(
         yield
         await retention.stop()
         await admission.stop()
+        await deliveries.stop()  # before the last checkpoint, which then covers its ranges
         if checkpoints is not None:
             await checkpoints.stop()
         if translog is not None:

@@ -18,6 +18,7 @@ from server.services.auditlog import AuditCheckpoints
 from server.services.auth import AuthService
 from server.services.commits import CommitService
 from server.services.consents import ConsentService
+from server.services.deliveries import DeliveryAudit
 from server.services.export import ExportService
 from server.services.messaging import MessagingService
 from server.services.organisations import OrganisationService
@@ -48,4 +49,5 @@ THREADS = web.AppKey("threads", ThreadService)
 EXPORTS = web.AppKey("exports", ExportService)
 RETENTION = web.AppKey("retention", RetentionService)
 RIGHT_TO_KNOW = web.AppKey("right_to_know", RightToKnowService)
+DELIVERIES = web.AppKey("delivery_audit", DeliveryAudit)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

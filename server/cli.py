@@ -256,12 +256,28 @@ async def _database(cfg: Config) -> AsyncIterator[AsyncEngine]:
 
 
 async def _verify_audit(cfg: Config) -> int:
-    """Walk the chain, then hold it against the newest checkpoint in the transparency log."""
+    """Walk the chain from its start (the genesis, or the anchor a retention prune left, which
+    must be a checkpoint in the transparency log), then hold it against the newest checkpoint
+    there."""
     async with _database(cfg) as engine:
         repo = DeviceRepository(engine)
+        found = await repo.audit_anchor()
         links = await repo.audit_chain()
         checkpoints = await repo.log_entries_of_kind("audit-head")
-    verdict = verify_chain(links)
+    start = None if found is None else found[0]
+    anchored_at = None
+    if start is not None:
+        logged = {entry: index for index, entry in checkpoints}
+        anchored_at = logged.get(AuditHead(start.events, start.last_id, start.head_hash).encode())
+        if anchored_at is None:
+            print(
+                f"koppi: audit chain BROKEN: it starts after pruned event {start.last_id}"
+                f" ({start.events} events, hash {start.head_hash.hex()[:16]}...), which is no"
+                " checkpoint in the transparency log: its start was rewritten",
+                file=sys.stderr,
+            )
+            return 1
+    verdict = verify_chain(links, start)
     if verdict.broken_at is not None:
         print(
             f"koppi: audit chain BROKEN at event {verdict.broken_at}: {verdict.why}"
@@ -272,11 +288,16 @@ async def _verify_audit(cfg: Config) -> int:
     if checkpoints:
         index, entry = max(checkpoints)
         head = AuditHead.decode(entry)
-        position = next((i for i, link in enumerate(links) if link.id == head.last_id), None)
-        if position is None or (position + 1, links[position].hash) != (
-            head.events,
-            head.head_hash,
-        ):
+        if start is not None and head.last_id == start.last_id:
+            holds = (head.events, head.head_hash) == (start.events, start.head_hash)
+        else:
+            pruned = 0 if start is None else start.events
+            position = next((i for i, link in enumerate(links) if link.id == head.last_id), None)
+            holds = position is not None and (
+                pruned + position + 1,
+                links[position].hash,
+            ) == (head.events, head.head_hash)
+        if not holds:
             print(
                 f"koppi: audit chain BROKEN: it does not contain the checkpoint logged at index"
                 f" {index} ({head.events} events, event {head.last_id} with hash"
@@ -286,6 +307,12 @@ async def _verify_audit(cfg: Config) -> int:
             return 1
     print(
         f"audit chain intact: {verdict.events} events, head {verdict.head.hex()}"
+        + (
+            f"; starts after pruned event {start.last_id} (the checkpoint at log index"
+            f" {anchored_at}), {len(links)} kept"
+            if start is not None
+            else ""
+        )
         + (f"; holds the checkpoint at log index {max(checkpoints)[0]}" if checkpoints else "")
     )
     return 0

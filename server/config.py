@@ -42,14 +42,20 @@ class Config:
     log_key_file: str = ""  # the transparency log's sealed signing key (`koppi log init`)
     log_head_interval_s: int = 300  # a new signed tree head at least this often
     audit_checkpoint_s: int = 60  # the audit chain's head goes to the log this often, if it moved
+    audit_delivery_flush_s: float = 1.0  # delivered ranges go to the audit trail this often
     retention_days: int = 90  # a closed thread's messages are purged this long after closing
     max_message_age_days: int = 3650  # and no message is kept longer than this, closed or not
     purge_interval_s: int = 3600  # how often the purge job looks
+    audit_retention_days: int = 3650  # audit events and disclosure records are kept this long
     log_witness_keys: str = ""  # witnesses' Ed25519 public keys (hex, comma-separated)
     root_public_key: str = ""  # the deployment root's public key (hex), pinned by browser pages
     log_quorum: int = 0  # cosignatures of log_witness_keys the browser pages require on a head
 
     def __post_init__(self) -> None:
+        if self.audit_delivery_flush_s <= 0:
+            raise ConfigError("audit_delivery_flush_s: a number of seconds above 0")
+        if self.audit_retention_days < 1:
+            raise ConfigError("audit_retention_days: at least one day")
         try:
             witnesses = self.witness_keys()
         except ValueError:

@@ -223,7 +223,8 @@ class ConsentVersion(Base):
 class Disclosure(Base):
     """One export to an organisation's own records (issue: storage rights): who took which
     messages of which thread for which organisation, and when. Participants and the client's
-    disclosure summary see these; they outlive the messages' retention."""
+    disclosure summary see these; they outlive the messages' retention, until
+    `audit_retention_days` (server/services/retention.py)."""
 
     __tablename__ = "disclosures"
 
@@ -234,4 +235,20 @@ class Disclosure(Base):
     msg_ids: Mapped[list[str]] = mapped_column(JSON)  # base64url message ids, in thread order
     first_seq: Mapped[int] = mapped_column(BigInteger)
     last_seq: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditAnchor(Base):
+    """Where the audit chain starts once its oldest events were pruned (docs/operations.md
+    "Retention"): the last pruned event's id and hash and the chain's length up to it, which
+    equal an `audit-head` checkpoint in the transparency log (`log_index`). The newest row is
+    the chain's start; older rows say when each prune happened."""
+
+    __tablename__ = "audit_anchor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    head_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    events: Mapped[int] = mapped_column(BigInteger)
+    log_index: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[int] = mapped_column(BigInteger)

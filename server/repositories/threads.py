@@ -26,6 +26,7 @@ from server.db.tables import (
     ThreadRosterDevice,
     User,
 )
+from server.repositories.devices import audit_lock
 
 T = TypeVar("T")
 
@@ -366,13 +367,20 @@ class ThreadRepository:
             )
             return [Disclosure(**r._mapping) for r in rows]
 
-    async def in_write_transaction(self, body: Callable[[Connection], T]) -> T:
-        """Run `body` in one write transaction and commit.
+    async def in_write_transaction(
+        self, body: Callable[[Connection], T], *, audited: bool = False
+    ) -> T:
+        """Run `body` in one write transaction and commit; `audited`: the body appends to the
+        audit chain (`server.repositories.devices.append_audit`), so this process's other
+        appenders wait until it has committed.
 
         On SQLite the body runs on a dedicated writer thread over a synchronous connection: one
         thread hop per transaction instead of several per statement, which is what keeps group
         commits short while the event loop is busy delivering. On PostgreSQL it runs on the async
         engine (asyncpg is native asyncio)."""
+        if audited:
+            async with audit_lock(self._engine):
+                return await self.in_write_transaction(body)
         if self._sqlite:
             if self._writer_engine is None or self._writer_thread is None:
                 self._writer_engine = make_sync_engine(self._engine.url)

@@ -11,6 +11,9 @@
   device is refused (`koppi.duplicate_message_id`).
 - **One order per thread.** Sequence numbers come from the thread row inside the insert's
   transaction: gap-free, strictly increasing, identical for every member.
+- **Every stored message audited.** Its `message.stored` event (metadata only) joins the audit
+  chain in the same transaction as the envelope: an acknowledged message is always audited, and
+  a batch costs one append, not one round trip per message (docs/protocol.md §11).
 """
 
 from __future__ import annotations
@@ -21,14 +24,17 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+import msgspec
 import structlog
 from sqlalchemy.engine import Connection
 
 from crypto.clock import Clock
+from server.audit import NewEvent, stored_subject
 from server.bus import Delivery, FanoutBus
 from server.errors import ApiError
 from server.metrics import Metrics
 from server.principal import Principal
+from server.repositories.devices import append_audit
 from server.repositories.threads import (
     DuplicateEnvelope,
     NewEnvelope,
@@ -90,6 +96,17 @@ class Accepted:
 class _Pending:
     envelope: NewEnvelope
     done: asyncio.Future[Accepted]
+    org_id: uuid.UUID  # the sender's organisation, whose trail records the stored message
+
+
+class _Label(msgspec.Struct):
+    """The stored (canonical) storage label, read back for the audit subject."""
+
+    basis: str
+    orgs: list[str]
+
+
+_label = msgspec.json.Decoder(_Label)
 
 
 class MessagingService:
@@ -192,7 +209,7 @@ class MessagingService:
         if refused is not None:
             done.set_exception(refused)
         else:
-            self._queue.put_nowait(_Pending(envelope, done))
+            self._queue.put_nowait(_Pending(envelope, done, principal.org_id))
         return done
 
     async def send(self, principal: Principal, envelope: NewEnvelope) -> Accepted:
@@ -202,7 +219,7 @@ class MessagingService:
         if refused is not None:
             raise refused
         done: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(envelope, done))
+        self._queue.put_nowait(_Pending(envelope, done, principal.org_id))
         return await done
 
     def _refusal(
@@ -335,6 +352,7 @@ class MessagingService:
                 else:
                     del fresh[thread_id]
             rows: list[tuple[NewEnvelope, int]] = []
+            events: list[NewEvent] = []
             if fresh:
                 firsts = self._threads.reserve_seqs(conn, {t: len(i) for t, i in fresh.items()})
                 for thread_id, items in fresh.items():
@@ -342,6 +360,14 @@ class MessagingService:
                         seq, e = firsts[thread_id] + offset, p.envelope
                         rows.append((e, seq))
                         results.append((p, Accepted(thread_id, e.msg_id, seq, False)))
+                        if e.commit is None:  # commits are audited as thread.committed
+                            label = _label.decode(e.label)
+                            subject = stored_subject(
+                                thread_id, seq, e.msg_id, label.basis, label.orgs
+                            )
+                            events.append(
+                                NewEvent(p.org_id, e.sender_user, "message.stored", subject, now)
+                            )
                         deliveries.append(
                             Delivery(
                                 thread_id,
@@ -356,9 +382,12 @@ class MessagingService:
                             )
                         )
                 self._threads.insert(conn, rows, now)
+                append_audit(conn, events)  # last: it serialises every appender
             return results, deliveries, len(rows)
 
-        results, deliveries, stored_count = await self._threads.in_write_transaction(store)
+        results, deliveries, stored_count = await self._threads.in_write_transaction(
+            store, audited=True
+        )
         # The transaction has committed: only now may anyone hear of these envelopes.
         self._metrics.commit_latency.observe((self._clock.now_ms() - started) / 1000)
         self._metrics.messages_accepted.inc(stored_count)

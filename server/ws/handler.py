@@ -31,6 +31,7 @@ from server.appkeys import (
     CLOCK,
     COMMITS,
     CONFIG,
+    DELIVERIES,
     MESSAGING,
     METRICS,
     ORGS,
@@ -45,6 +46,7 @@ from server.principal import Principal
 from server.repositories.threads import NewEnvelope
 from server.services.admission import AdmissionService, Decision
 from server.services.commits import CommitService
+from server.services.deliveries import DeliveryAudit, DeliveryRanges
 from server.services.messaging import Accepted, MessagingService
 from server.services.organisations import OrganisationService
 from server.ws import frames
@@ -96,6 +98,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         ws, transport, principal, app[MESSAGING], app[BUS], app[CLOCK], cfg, app[METRICS]
     )
     conn.orgs, conn.commits, conn.admission = app[ORGS], app[COMMITS], app[ADMISSION]
+    conn.deliveries = app[DELIVERIES]
     app[CONNECTIONS].add(conn)
     app[SOCKETS].add(ws)
     app[METRICS].connections.inc()
@@ -132,7 +135,7 @@ class Connection:
         # Any event loop's stream transport (asyncio's, uvloop's) has write and buffer size.
         self.transport = typing.cast(asyncio.WriteTransport, transport)
         self.outbox: list[bytes] = []  # complete websocket frames, written once per loop turn
-        self.outbox_threads: list[uuid.UUID | None] = []  # each frame's thread (None: no thread)
+        self.outbox_items: list[Delivery | None] = []  # each frame's envelope (None: a notice)
         self.outbox_bytes = OUTBOX_BYTES
         self.delivered = 0
         self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
@@ -141,6 +144,8 @@ class Connection:
         self.orgs: OrganisationService | None = None
         self.commits: CommitService | None = None
         self.admission: AdmissionService | None = None
+        self.deliveries: DeliveryAudit | None = None
+        self.delivered_ranges: DeliveryRanges | None = None  # what was written, for the trail
         self.last: dict[uuid.UUID, int] = {}  # highest seq sent, per thread
         self.held: list[Delivery] | None = None  # None: live; a list: reading the backlog
         self.overflowed = False
@@ -168,6 +173,8 @@ class Connection:
             if self.subscription is not None:
                 self.bus.unsubscribe(self.subscription)
             self._drop_outbox()
+            if self.delivered_ranges is not None:
+                self.delivered_ranges.close()
 
     async def _on_text(self, data: str) -> None:
         if len(data) > self.cfg.max_frame_bytes:
@@ -201,6 +208,8 @@ class Connection:
             if device.user_id != self.principal.user_id or device.status != "approved":
                 raise ApiError(403, "koppi.device_not_approved", "this device is not approved")
             self.device_id = device_id
+        if self.deliveries is not None:
+            self.delivered_ranges = self.deliveries.connection(self.principal, self.device_id)
         invited = await self.messaging.threads_of(self.principal)
         strangers = [t for t in hello.resume if t not in invited]
         if strangers:
@@ -332,17 +341,17 @@ class Connection:
                 return
 
     def _deliver(self, d: Delivery) -> None:
-        self._enqueue(_deliver_frames.get(d), d.thread_id)
+        self._enqueue(_deliver_frames.get(d), d)
         self.delivered += 1  # counted into the metric once per write, not once per frame
 
-    def _enqueue(self, frame: bytes, thread: uuid.UUID | None = None) -> None:
+    def _enqueue(self, frame: bytes, delivery: Delivery | None = None) -> None:
         """Queue one complete websocket frame; the first of a burst schedules the write."""
         if self.closing is not None or self.ws.closed:
             return
         if not self.outbox:
             asyncio.get_running_loop().call_soon(self._flush)
         self.outbox.append(frame)
-        self.outbox_threads.append(thread)
+        self.outbox_items.append(delivery)
 
     def _flush(self) -> None:
         """Write every queued frame in one call. A reader that leaves OUTBOX_BYTES unread is
@@ -353,9 +362,12 @@ class Connection:
         if self.closing is not None or self.ws.closed or self.transport.is_closing():
             self._drop_outbox()
             return
-        data = b"".join(self.outbox)
-        self._drop_outbox()
+        data, written = b"".join(self.outbox), self.outbox_items
+        self.outbox.clear()
+        self.outbox_items = []
         self.transport.write(data)
+        if self.delivered_ranges is not None:
+            self.delivered_ranges.delivered(written)
         if self.delivered:
             self.metrics.messages_delivered.inc(self.delivered)
             self.delivered = 0
@@ -365,7 +377,7 @@ class Connection:
 
     def _drop_outbox(self) -> None:
         self.outbox.clear()
-        self.outbox_threads.clear()
+        self.outbox_items.clear()
 
     def leave(self, thread_id: uuid.UUID, notice: frames.Removed) -> None:
         """Cut this connection off one thread at once: no further delivery, and what is queued
@@ -379,10 +391,12 @@ class Connection:
         self.last.pop(thread_id, None)
         if self.held:
             self.held = [d for d in self.held if d.thread_id != thread_id]
-        kept = [(f, t) for f, t in zip(self.outbox, self.outbox_threads, strict=True)
-                if t != thread_id]  # fmt: skip
+        kept = [(f, d) for f, d in zip(self.outbox, self.outbox_items, strict=True)
+                if d is None or d.thread_id != thread_id]  # fmt: skip
         self.outbox = [f for f, _ in kept]
-        self.outbox_threads = [t for _, t in kept]
+        self.outbox_items = [d for _, d in kept]
+        if self.delivered_ranges is not None:  # what it did receive there, to the trail now
+            self.delivered_ranges.leave(thread_id)
         self._put(notice)
 
     def join(self, thread_id: uuid.UUID) -> None:

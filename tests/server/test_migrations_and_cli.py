@@ -123,6 +123,8 @@ def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> N
         ("", {"KOPPI_ROOT_PUBLIC_KEY": "zz" * 32}),
         ("[koppi]\nlog_quorum = 1\n", {}),
         ("[koppi]\nlog_quorum = -1\n", {}),
+        ("", {"KOPPI_AUDIT_DELIVERY_FLUSH_S": "0"}),
+        ("[koppi]\naudit_retention_days = 0\n", {}),
     ],
     ids=[
         "unknown-key",
@@ -132,6 +134,8 @@ def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> N
         "root-key-not-hex",
         "quorum-without-witnesses",
         "negative-quorum",
+        "no-delivery-flush",
+        "no-audit-retention",
     ],
 )
 def test_bad_configuration_is_an_error(tmp_path: Path, content: str, env: dict[str, str]) -> None:

@@ -132,6 +132,14 @@ async def test_a_scripted_case_history_is_reported_exactly(conference: Conferenc
     for ws in (alice, bob, carl):
         await ws.close()
 
+    # Each connection's delivered ranges reach the trail when the server has seen it close.
+    repo = DeviceRepository(cast.app[ENGINE])
+    users = {cast.users[u] for u in ("alice", "bob", "carl")}
+    for _ in range(100):
+        trail = await repo.audit_of_threads([cast.thread])
+        if {e.actor for e in trail if e.action == "message.delivered"} >= users:
+            break
+        await asyncio.sleep(0.05)
     got = await report(cast, bob_api, cast.thread)
     trail = await DeviceRepository(cast.app[ENGINE]).audit_of_threads([cast.thread])
     received = pop_received(got)
