@@ -103,7 +103,8 @@ async def admin(request: web.Request) -> web.Response:
 async def consent(request: web.Request) -> web.Response:
     """The thread's consent panel; the page's module asks the API, which checks membership."""
     thread_id = path_uuid(request, "thread_id", ApiError(404, "koppi.not_found", "no such page"))
-    return render(request, "consent.html", CONSENT_PAGE, thread=str(thread_id))
+    purposes = PURPOSE_NAMES[page_lang(request)]
+    return render(request, "consent.html", CONSENT_PAGE, thread=str(thread_id), purposes=purposes)
 
 
 @routes.get("/threads/{thread_id}/export")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -59,6 +60,12 @@ async def test_the_app_page_in_each_language(cast: Cast, lang: str) -> None:
     assert {code: html.unescape(name) for code, name in options} == PURPOSE_NAMES[lang]
     assert all(PURPOSE_NAMES[lang][code] == WORDS[code][lang] for code in PURPOSES)
     assert words(page, "app-purposes") == PURPOSE_NAMES[lang]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_the_consent_panel_names_the_purposes_as_the_app_does(cast: Cast, lang: str) -> None:
+    page = await (await cast.client.get(f"/threads/{uuid.uuid4()}/consent?lang={lang}")).text()
+    assert words(page, "consent-purposes") == PURPOSE_NAMES[lang]
 
 
 @pytest.mark.parametrize("config_overrides", [{"consent_warning_days": 30}])
