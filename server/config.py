@@ -50,12 +50,15 @@ class Config:
     log_witness_keys: str = ""  # witnesses' Ed25519 public keys (hex, comma-separated)
     root_public_key: str = ""  # the deployment root's public key (hex), pinned by browser pages
     log_quorum: int = 0  # cosignatures of log_witness_keys the browser pages require on a head
+    consent_warning_days: int = 7  # the app warns when the consent in force ends this soon
 
     def __post_init__(self) -> None:
         if self.audit_delivery_flush_s <= 0:
             raise ConfigError("audit_delivery_flush_s: a number of seconds above 0")
         if self.audit_retention_days < 1:
             raise ConfigError("audit_retention_days: at least one day")
+        if self.consent_warning_days < 0:
+            raise ConfigError("consent_warning_days: 0 (no warning) or more days")
         try:
             witnesses = self.witness_keys()
         except ValueError:

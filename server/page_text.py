@@ -8,7 +8,8 @@ ylläpitäjä / administratör."""
 
 from __future__ import annotations
 
-from server.consent_documents import LANGUAGES
+from crypto.consent import PURPOSES
+from server.consent_documents import LANGUAGES, WORDS
 
 __all__ = [
     "ADMIN_PAGE",
@@ -21,7 +22,14 @@ __all__ = [
     "LANGUAGE_NAMES",
     "LOGIN_PAGE",
     "PAGES",
+    "PURPOSE_NAMES",
 ]
+
+# The purposes a thread is started for, as a person reads them (lang -> code -> words): the very
+# words of the client's receipt (server/consent_documents.py), so the app and the receipt agree.
+PURPOSE_NAMES: dict[str, dict[str, str]] = {
+    lang: {code: WORDS[code][lang] for code in sorted(PURPOSES)} for lang in LANGUAGES
+}
 
 EXPORT_PAGE: dict[str, dict[str, str]] = {
     "fi": {
@@ -715,7 +723,16 @@ APP_PAGE: dict[str, dict[str, str]] = {
         "members": "Osallistujat",
         "consent": "Suostumus",
         "consent_line": "versio {version}, voimassa {until} asti",
-        "consent_expiring": "Suostumus päättyy pian ({until}): pyydä asiakkaalta uusi ajoissa.",
+        "consent_expiring": "Suostumus päättyy {until} ({days} vrk kuluttua): pyydä asiakkaalta "
+        "uusi suostumus ajoissa.",
+        "started": "aloitettu {date}",
+        "approve_device": "Hyväksy, kun olet verrannut",
+        "approve_device_note": "Osallistujan uusi laite, jota mikään hänen tämän neuvottelun "
+        "laitteistaan ei ole liittänyt. Vertaa sormenjälkeä laitteen omistajan kanssa (esimerkiksi "
+        "puhelimessa) ennen kuin hyväksyt sen.",
+        "device_of": "{name}: uusi laite",
+        "fingerprint_words": "Sormenjälki sanoina",
+        "fingerprint_hex": "heksadesimaalina",
         "consent_none": "Asiakkaan suostumusta ei ole kirjattu: kukaan ei osallistu ennen kuin "
         "se on kirjattu.",
         "consent_link": "Suostumus: kirjaa, muuta tai peru",
@@ -784,7 +801,16 @@ APP_PAGE: dict[str, dict[str, str]] = {
         "members": "Deltagare",
         "consent": "Samtycke",
         "consent_line": "version {version}, giltigt till {until}",
-        "consent_expiring": "Samtycket upphör snart ({until}): be klienten om ett nytt i tid.",
+        "consent_expiring": "Samtycket upphör {until} (om {days} dygn): be klienten om ett nytt "
+        "samtycke i tid.",
+        "started": "startat {date}",
+        "approve_device": "Godkänn efter jämförelse",
+        "approve_device_note": "En ny enhet hos en deltagare, som ingen av deltagarens enheter i "
+        "det här mötet har länkat. Jämför fingeravtrycket med enhetens ägare (till exempel per "
+        "telefon) innan du godkänner den.",
+        "device_of": "{name}: ny enhet",
+        "fingerprint_words": "Fingeravtryck som ord",
+        "fingerprint_hex": "hexadecimalt",
         "consent_none": "Klientens samtycke har inte registrerats: ingen deltar innan det är "
         "registrerat.",
         "consent_link": "Samtycke: registrera, ändra eller återkalla",
@@ -853,8 +879,16 @@ APP_PAGE: dict[str, dict[str, str]] = {
         "members": "Participants",
         "consent": "Consent",
         "consent_line": "version {version}, valid until {until}",
-        "consent_expiring": "The consent ends soon ({until}): ask the client for a new one in "
-        "time.",
+        "consent_expiring": "The consent ends {until} (in {days} days): ask the client for a new "
+        "consent in time.",
+        "started": "started {date}",
+        "approve_device": "Approve after comparing",
+        "approve_device_note": "A participant's new device that none of their devices in this case "
+        "conference linked. Compare its fingerprint with the device's owner (by phone, say) "
+        "before you approve it.",
+        "device_of": "{name}: a new device",
+        "fingerprint_words": "Fingerprint in words",
+        "fingerprint_hex": "in hex",
         "consent_none": "The client's consent is not recorded: nobody takes part until it is.",
         "consent_link": "Consent: record, change or withdraw",
         "export_link": "Export to our own records",
@@ -919,4 +953,5 @@ PAGES: dict[str, dict[str, dict[str, str]]] = {
     "consent": CONSENT_PAGE,
     "export": EXPORT_PAGE,
     "app": APP_PAGE,
+    "purposes": PURPOSE_NAMES,
 }

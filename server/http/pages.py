@@ -6,7 +6,6 @@ from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from crypto.consent import PURPOSES
 from server.appkeys import CONFIG, RELEASE, TRANSLOG
 from server.errors import ApiError
 from server.http.api import path_uuid
@@ -21,6 +20,7 @@ from server.page_text import (
     LANGUAGE_NAMES,
     LANGUAGES,
     LOGIN_PAGE,
+    PURPOSE_NAMES,
 )
 
 routes = web.RouteTableDef()
@@ -103,7 +103,8 @@ async def admin(request: web.Request) -> web.Response:
 async def consent(request: web.Request) -> web.Response:
     """The thread's consent panel; the page's module asks the API, which checks membership."""
     thread_id = path_uuid(request, "thread_id", ApiError(404, "koppi.not_found", "no such page"))
-    return render(request, "consent.html", CONSENT_PAGE, thread=str(thread_id))
+    purposes = PURPOSE_NAMES[page_lang(request)]
+    return render(request, "consent.html", CONSENT_PAGE, thread=str(thread_id), purposes=purposes)
 
 
 @routes.get("/threads/{thread_id}/export")
@@ -140,12 +141,15 @@ def pins(request: web.Request) -> dict[str, object]:
 @routes.get("/app")
 async def app(request: web.Request) -> web.Response:
     """The case-conference app: the thread list and the thread view (`#<thread id>`). The page
-    carries the log pins its module verifies devices and consents with."""
+    carries the log pins its module verifies devices and consents with, the purposes in the
+    page's language, and how soon before a consent ends the thread view warns about it."""
+    lang = page_lang(request)
     return render(
         request,
         "app.html",
         APP_PAGE,
-        title=f"Koppi — {APP_PAGE[page_lang(request)]['title']}",
-        purposes=sorted(PURPOSES),
+        title=f"Koppi — {APP_PAGE[lang]['title']}",
+        purposes=PURPOSE_NAMES[lang],
+        consent_warning_days=request.app[CONFIG].consent_warning_days,
         **pins(request),
     )

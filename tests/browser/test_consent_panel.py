@@ -154,6 +154,7 @@ def test_record_supersede_and_withdraw_a_consent(browser: Any, server: Deploymen
     ]
     details = laptop.text_content("#consent-details") or ""
     assert "31.12.2030" in details and "in writing" in details and "health, income" in details
+    assert "planning of rehabilitation" in details  # the purpose in words, as /app shows it
     assert history(laptop) == ["given (version 1)"]
 
     # A new version without the county, valid for a shorter time.

@@ -39,6 +39,7 @@ PAGES = {
     "consent": Page("/threads/{thread}/consent", "alice", ready=True),
     "export": Page("/threads/{thread}/export", "alice", ready=True),
     "app": Page("/app", "alice"),
+    "app-thread": Page("/app#{thread}", "alice", ready=True),  # the thread view open
 }
 
 # Collects what the CSP refused, from before the page's first script runs.

@@ -8,12 +8,14 @@ from __future__ import annotations
 import html
 import json
 import re
+import uuid
 from typing import Any
 
 import pytest
 
 from crypto.consent import PURPOSES
-from server.page_text import APP_PAGE, LANGUAGES
+from server.consent_documents import WORDS
+from server.page_text import APP_PAGE, LANGUAGES, PURPOSE_NAMES
 from tests.server.conftest import LOG_KEY, Cast
 from tests.server.test_export_page import attribute
 from tests.server.test_ghost_device import ROOT, WITNESS
@@ -30,8 +32,9 @@ def config_overrides() -> dict[str, Any]:
     }
 
 
-def words(page: str) -> dict[str, str]:
-    block = re.search(r'<script type="application/json" id="app-text">(.*?)</script>', page, re.S)
+def words(page: str, block_id: str = "app-text") -> dict[str, str]:
+    found = rf'<script type="application/json" id="{block_id}">(.*?)</script>'
+    block = re.search(found, page, re.S)
     assert block is not None
     parsed: dict[str, str] = json.loads(block.group(1))
     return parsed
@@ -50,7 +53,25 @@ async def test_the_app_page_in_each_language(cast: Cast, lang: str) -> None:
     assert attribute(page, "data-log") == LOG_KEY.public.hex()
     assert attribute(page, "data-witnesses") == WITNESS.public.hex()
     assert attribute(page, "data-quorum") == "1"
-    assert re.findall(r'<option value="([a-z-]+)">', page) == sorted(PURPOSES)
+    assert attribute(page, "data-consent-warning-days") == "7"
+    # Each purpose by its code, shown in the page's language, in the receipt's very words.
+    options = re.findall(r'<option value="([a-z-]+)">([^<]+)</option>', page)
+    assert [code for code, _ in options] == sorted(PURPOSES)
+    assert {code: html.unescape(name) for code, name in options} == PURPOSE_NAMES[lang]
+    assert all(PURPOSE_NAMES[lang][code] == WORDS[code][lang] for code in PURPOSES)
+    assert words(page, "app-purposes") == PURPOSE_NAMES[lang]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_the_consent_panel_names_the_purposes_as_the_app_does(cast: Cast, lang: str) -> None:
+    page = await (await cast.client.get(f"/threads/{uuid.uuid4()}/consent?lang={lang}")).text()
+    assert words(page, "consent-purposes") == PURPOSE_NAMES[lang]
+
+
+@pytest.mark.parametrize("config_overrides", [{"consent_warning_days": 30}])
+async def test_the_warning_horizon_is_the_configured_one(cast: Cast) -> None:
+    page = await (await cast.client.get("/app")).text()
+    assert attribute(page, "data-consent-warning-days") == "30"
 
 
 async def test_another_language_is_refused(cast: Cast) -> None:

@@ -125,6 +125,7 @@ def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> N
         ("[koppi]\nlog_quorum = -1\n", {}),
         ("", {"KOPPI_AUDIT_DELIVERY_FLUSH_S": "0"}),
         ("[koppi]\naudit_retention_days = 0\n", {}),
+        ("", {"KOPPI_CONSENT_WARNING_DAYS": "-1"}),
     ],
     ids=[
         "unknown-key",
@@ -136,6 +137,7 @@ def test_config_precedence_file_then_environment_then_flags(tmp_path: Path) -> N
         "negative-quorum",
         "no-delivery-flush",
         "no-audit-retention",
+        "negative-consent-warning",
     ],
 )
 def test_bad_configuration_is_an_error(tmp_path: Path, content: str, env: dict[str, str]) -> None:

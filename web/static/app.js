@@ -7,6 +7,7 @@ import { KeyStore } from "/static/protocol/keystore.js";
 import { deviceIdOf, TrustStore } from "/static/protocol/identity.js";
 import { b64u, hex, unb64u, unhex } from "/static/protocol/encoding.js";
 import { KemKey, SigningKey } from "/static/protocol/primitives.js";
+import { deviceFingerprint } from "/static/protocol/fingerprint.js";
 import { LogConfig, LogView } from "/static/protocol/treehead.js";
 import { LogFollower } from "/static/protocol/follower.js";
 import { ConsentRecord } from "/static/protocol/consent.js";
@@ -17,13 +18,18 @@ import { api, el } from "/static/app-common.js";
 const root = document.getElementById("app");
 const $ = (id) => document.getElementById(id);
 const T = JSON.parse($("app-text").textContent);
+const PURPOSES = JSON.parse($("app-purposes").textContent); // code -> words in the page's language
 const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => String(values[k]));
 const TZ = "Europe/Helsinki";
 const locale = document.documentElement.lang === "en" ? "en-GB" : `${document.documentElement.lang}-FI`;
 const when = (ms) => new Date(ms).toLocaleString(locale, { timeZone: TZ, dateStyle: "short", timeStyle: "short" });
 const day = (s) => new Date(s * 1000).toLocaleDateString(locale, { timeZone: TZ });
 const reason = (code) => T[code] ?? code;
-const WEEK_S = 7 * 24 * 3600;
+const purposeName = (code) => PURPOSES[code] ?? code;
+const DAY_S = 24 * 3600;
+// How soon before the consent in force ends the thread view warns (the server's
+// consent_warning_days; 0: never).
+const WARN_S = (Number(root.dataset.consentWarningDays ?? 7) || 0) * DAY_S;
 
 let me = null; // GET /api/me
 let engine = null;
@@ -32,6 +38,9 @@ let summaries = []; // GET /api/threads
 const members = new Map(); // thread id -> [member]
 const consents = new Map(); // thread id -> current ConsentCore or null
 let labelKey = null; // the label choices drawn, so a person's choice survives a redraw
+// Fingerprints of devices waiting for a person's approval (hex device id -> {hex, words} or null
+// while computed): from the keys the log certifies, here in the browser, never from the server.
+const fingerprints = new Map();
 
 const selected = () => decodeURIComponent(location.hash.slice(1)) || null;
 
@@ -136,8 +145,9 @@ function drawList() {
   if (!summaries.length) list.append(el("li", T.no_threads));
   for (const s of summaries) {
     const view = engine?.threads.get(s.thread);
-    const link = el("a", `${s.purpose} · ${s.client_ref.slice(0, 8)}…`, { href: `#${s.thread}`, "data-thread": s.thread });
+    const link = el("a", `${purposeName(s.purpose)} · ${s.client_ref.slice(0, 8)}…`, { href: `#${s.thread}`, "data-thread": s.thread });
     if (s.thread === selected()) link.setAttribute("aria-current", "true");
+    link.append(el("span", fill(T.started, { date: day(s.created_at / 1000) }), { class: "started" })); // ms
     const item = el("li");
     item.append(link);
     const refusal = view?.removed?.reason ?? (view ? view.refusal : s.refusal);
@@ -171,7 +181,7 @@ function drawThread() {
   $("no-thread").hidden = Boolean(id);
   if (!id) return;
   const view = engine?.threads.get(id) ?? null;
-  $("thread-title").textContent = summary ? `${summary.purpose} · ${summary.client_ref.slice(0, 12)}…` : id;
+  $("thread-title").textContent = summary ? `${purposeName(summary.purpose)} · ${summary.client_ref.slice(0, 12)}…` : id;
   $("thread-view").dataset.thread = id;
   $("consent-link").href = `/threads/${id}/consent`;
   $("export-link").href = `/threads/${id}/export`;
@@ -186,6 +196,7 @@ function drawConsent(id) {
   const core = consents.get(id);
   const warn = $("consent-warning");
   warn.hidden = true;
+  delete warn.dataset.until;
   if (!core) {
     $("consent-summary").textContent = T.consent_none;
     return;
@@ -195,9 +206,11 @@ function drawConsent(id) {
     $("consent-summary").textContent = `${reason("koppi.consent_revoked")} (v${core.version})`;
   } else {
     $("consent-summary").textContent = fill(T.consent_line, { version: core.version, until: day(core.validUntil) });
-    if (core.validUntil - now < WEEK_S) {
+    const left = core.validUntil - now;
+    if (left > 0 && left <= WARN_S) { // it ends within the horizon: say when, in time to renew it
       warn.hidden = false;
-      warn.textContent = fill(T.consent_expiring, { until: day(core.validUntil) });
+      warn.dataset.until = String(core.validUntil);
+      warn.textContent = fill(T.consent_expiring, { until: when(core.validUntil * 1000), days: Math.ceil(left / DAY_S) });
     }
   }
   $("consent-summary").dataset.version = String(core.version);
@@ -247,6 +260,47 @@ function drawMembers(id, view) {
       engine.approveOrganisation(id, orgHex);
     });
     approvals.append(button);
+  }
+  drawNewDevices(id, view, approvals);
+}
+
+function fingerprintOf(device) {
+  const id = hex(device.deviceId);
+  if (!fingerprints.has(id)) {
+    fingerprints.set(id, null);
+    deviceFingerprint(device.signingPublic, device.kemPublic)
+      .then((fp) => { fingerprints.set(id, fp); drawThread(); })
+      .catch(() => fingerprints.delete(id));
+  }
+  return fingerprints.get(id);
+}
+
+/** A member's new device that none of their devices here linked: a person compares its
+ * fingerprint with its owner, then approves; the engine adds it (as for a new organisation). */
+function drawNewDevices(id, view, approvals) {
+  const waiting = [...(view?.waiting.entries() ?? [])].filter(([, w]) => w.kind === "device");
+  if (!waiting.length) return;
+  approvals.append(el("p", T.approve_device_note, { class: "hint" }));
+  for (const [deviceHex, w] of waiting) {
+    const owner = fill(T.device_of, { name: nameOf(uuidOf(w.device.userId)) });
+    const box = el("div", undefined, { class: "new-device", "data-device": deviceHex, "data-user": uuidOf(w.device.userId) });
+    box.append(el("p", owner, { class: "owner" }));
+    const fp = fingerprintOf(w.device);
+    if (fp) {
+      const shown = el("dl", undefined, { class: "fingerprint" });
+      shown.append(el("dt", T.fingerprint_words), el("dd", fp.words.join(" "), { class: "words" }),
+        el("dt", T.fingerprint_hex), el("dd", fp.hex, { class: "hex" }));
+      box.append(shown);
+    }
+    const button = el("button", T.approve_device, { type: "button", class: "small approve",
+      "data-device": deviceHex, "aria-label": `${T.approve_device}: ${owner}` });
+    button.disabled = !fp || engine.approvedDevices.get(id)?.has(deviceHex) === true;
+    button.addEventListener("click", () => {
+      button.disabled = true;
+      engine.approveDevice(id, deviceHex);
+    });
+    box.append(button);
+    approvals.append(box);
   }
 }
 
@@ -388,7 +442,17 @@ $("invite-org").addEventListener("change", async (event) => {
   }
 });
 
+/** The header's language switch keeps the open thread (the page's fragment). */
+function keepThreadInLanguageLinks() {
+  for (const a of document.querySelectorAll("header nav.languages a[hreflang]")) {
+    const url = new URL(a.href, location.href);
+    url.hash = location.hash;
+    a.href = url.href;
+  }
+}
+
 async function select() {
+  keepThreadInLanguageLinks();
   labelKey = null;
   drawList();
   drawThread();

@@ -10,8 +10,9 @@
 // - applies every commit after checking it (group.js), following the transparency log
 //   (follower.js) when a commit names a consent or device this browser has not seen yet;
 // - keeps the roster right on its own ("auto-commits"): opens epoch 0 once the client's consent
-//   is recorded, adds admitted devices the log proves (an organisation new to the thread waits
-//   for a member's approval: `approveOrganisation`), removes devices a consent change or a
+//   is recorded, adds admitted devices the log proves (an organisation new to the thread, and a
+//   member's new device none of their devices here linked, wait for a member's approval:
+//   `approveOrganisation`, `approveDevice`), removes devices a consent change or a
 //   revocation cut off. Several members may try at once: the server sequences one commit per
 //   epoch, the others get koppi.stale_commit, apply the winner and look again;
 // - sends: the message is shown at once as pending, sealed (in the ProtocolWorker, off the UI
@@ -101,6 +102,7 @@ export class Conference extends EventTarget {
     this.connection = null;
     this.waitingFrames = new Map(); // frame id -> {resolve, reject}
     this.approvedOrgs = new Map(); // thread id -> Set(hex org id) a person approved here
+    this.approvedDevices = new Map(); // thread id -> Set(hex device id) a person approved here
     this.attempt = 0;
     this.stopped = false;
     this.queued = 0;
@@ -472,7 +474,8 @@ export class Conference extends EventTarget {
     const known = () => listed.every((d) => this.trust.device(unb64u(d.device_id)));
     if (!known()) await this.follow();
     const found = resolveMembers(listed, this.follower, {
-      roster: t.roster, approvedOrgs: [...(this.approvedOrgs.get(t.id) ?? [])],
+      roster: t.roster, approved: [...(this.approvedDevices.get(t.id) ?? [])],
+      approvedOrgs: [...(this.approvedOrgs.get(t.id) ?? [])],
     });
     t.waiting = found.needsApproval;
     t.refused = found.refused;
@@ -526,6 +529,15 @@ export class Conference extends EventTarget {
   approveOrganisation(threadId, orgHex) {
     if (!this.approvedOrgs.has(threadId)) this.approvedOrgs.set(threadId, new Set());
     this.approvedOrgs.get(threadId).add(orgHex);
+    const t = this.thread(threadId);
+    return this.step(t, () => this.maintain(t));
+  }
+
+  /** A member approves adding a member's new device that none of their devices in the thread
+   * linked, after comparing its fingerprint with its owner (client/trust.py `approved`). */
+  approveDevice(threadId, deviceHex) {
+    if (!this.approvedDevices.has(threadId)) this.approvedDevices.set(threadId, new Set());
+    this.approvedDevices.get(threadId).add(deviceHex);
     const t = this.thread(threadId);
     return this.step(t, () => this.maintain(t));
   }

@@ -16,6 +16,7 @@ import * as CS from "/static/protocol/consent.js";
 import { api, b64u, el, fill, pageText, unb64u, uuidBytes } from "/static/app-common.js";
 
 const T = pageText("consent-text");
+const PURPOSES = pageText("consent-purposes"); // code -> words in the page's language (as /app)
 
 const panel = document.getElementById("consent-panel");
 const threadId = panel.dataset.thread;
@@ -105,7 +106,7 @@ function render() {
 }
 
 function renderDetails(core) {
-  const rows = [[T.purpose, core.purpose], [T.valid, `${day(core.validFrom)} – ${day(core.validUntil)}`],
+  const rows = [[T.purpose, PURPOSES[core.purpose] ?? core.purpose], [T.valid, `${day(core.validFrom)} – ${day(core.validUntil)}`],
     [T.disclosure_basis, core.disclosureBasis], [T.given, OBTAINED[core.howObtained] ?? core.howObtained],
     [T.information, core.dataCategories.map(category).join(", ") || T.none_named],
     [T.recorded, fill(T.recorded_by, { when: when(core.recordedAt), device: hex(core.recorder).slice(0, 16) })]];
