@@ -160,7 +160,7 @@ def create_app(
             interval_s=cfg.purge_interval_s,
         )
         app[RETENTION] = retention
-        deliveries = DeliveryAudit(trail, clock, flush_s=cfg.audit_delivery_flush_s)
+        deliveries = DeliveryAudit(threads, clock, flush_s=cfg.audit_delivery_flush_s)
         app[DELIVERIES] = deliveries
         deliveries.start()
         await messaging.load_fences()

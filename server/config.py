@@ -42,7 +42,7 @@ class Config:
     log_key_file: str = ""  # the transparency log's sealed signing key (`koppi log init`)
     log_head_interval_s: int = 300  # a new signed tree head at least this often
     audit_checkpoint_s: int = 60  # the audit chain's head goes to the log this often, if it moved
-    audit_delivery_flush_s: float = 1.0  # delivered ranges go to the audit trail this often
+    audit_delivery_flush_s: float = 5.0  # delivered ranges go to the audit trail this often
     retention_days: int = 90  # a closed thread's messages are purged this long after closing
     max_message_age_days: int = 3650  # and no message is kept longer than this, closed or not
     purge_interval_s: int = 3600  # how often the purge job looks

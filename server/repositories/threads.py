@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.audit import EventFields
 from server.bus import Delivery
 from server.db.engine import make_sync_engine
 from server.db.tables import (
@@ -26,7 +27,7 @@ from server.db.tables import (
     ThreadRosterDevice,
     User,
 )
-from server.repositories.devices import audit_lock
+from server.repositories.devices import append_audit, audit_lock
 
 T = TypeVar("T")
 
@@ -395,6 +396,13 @@ class ThreadRepository:
             return await loop.run_in_executor(self._writer_thread, run)
         async with self._engine.begin() as conn:
             return await conn.run_sync(body)
+
+    async def audit_many(self, events: Sequence[EventFields]) -> None:
+        """Append audit events on the write path (on SQLite the writer thread), queued behind
+        the group commits instead of competing with them for the database's write lock: for
+        appenders that run often, such as the delivered ranges (`server/services/deliveries.py`)."""
+        if events:
+            await self.in_write_transaction(lambda conn: append_audit(conn, events), audited=True)
 
     def close(self) -> None:
         if self._writer_thread is not None:

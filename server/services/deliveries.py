@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterable
+from typing import Protocol
 
 import structlog
 
@@ -27,14 +28,20 @@ from server.audit import NewEvent, delivered_subject
 from server.bus import Delivery
 from server.periodic import Periodic
 from server.principal import Principal
-from server.repositories.devices import DeviceRepository
 
 log = structlog.get_logger(__name__)
 WRITE_SLICE = 200  # events per append: about 2 ms of the chain's lock on SQLite
 
 
+class AuditAppender(Protocol):
+    async def audit_many(self, events: list[NewEvent]) -> None: ...
+
+
 class DeliveryAudit:
-    def __init__(self, trail: DeviceRepository, clock: Clock, *, flush_s: float) -> None:
+    """Appends through `trail`: the server passes the write path (`ThreadRepository`), where the
+    appends queue behind the group commits rather than compete with them."""
+
+    def __init__(self, trail: AuditAppender, clock: Clock, *, flush_s: float) -> None:
         self._trail, self._clock = trail, clock
         self._open: set[DeliveryRanges] = set()  # connections with a range not yet written
         self._ended: list[NewEvent] = []  # ranges ended (leave, close, a jump), not yet written
