@@ -186,6 +186,14 @@ def test_the_thread_view_in_finnish_and_swedish(case: Case) -> None:
         assert meta.startswith(f"{t['you']} · Kela · "), meta
         assert alice.text_content("#messages li.mine .state") == t["delivered"]
         alice.screenshot(path=str(SHOTS / f"app-thread-{lang}.png"), full_page=True)
+        # The client's right-to-know report, printable in the page's language, with this
+        # browser's session (a member of the thread).
+        report = alice.locator("#report-link")
+        assert report.text_content() == t["report_link"]
+        href = report.get_attribute("href")
+        assert href == f"/api/threads/{case.thread}/right-to-know?lang={lang}"
+        printed = alice.request.get(alice.evaluate("() => location.origin") + href)
+        assert printed.status == 200 and f'<html lang="{lang}">' in printed.text()
     switch(alice, "in English")
     ready_to_send(alice)
 

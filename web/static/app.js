@@ -185,6 +185,8 @@ function drawThread() {
   $("thread-view").dataset.thread = id;
   $("consent-link").href = `/threads/${id}/consent`;
   $("export-link").href = `/threads/${id}/export`;
+  // The client's right-to-know report (Act 703/2023 s. 11), printable in the page's language.
+  $("report-link").href = `/api/threads/${id}/right-to-know?lang=${document.documentElement.lang}`;
   drawConsent(id);
   drawMembers(id, view);
   drawRemoved(view, summary);
