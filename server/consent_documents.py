@@ -15,15 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
 from crypto.consent import ConsentBook, ConsentRecord, CoveredOrganisation
+from server.templates import TEMPLATES
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 EXT = "https://koppi.example/fhir/StructureDefinition/"
 LANGUAGES = ("fi", "sv", "en")
-
-_env = Environment(loader=PackageLoader("web", "templates"), autoescape=select_autoescape())
 
 
 @dataclass(frozen=True)
@@ -365,7 +362,7 @@ def render_receipt(
             "justification": o.justification,
         }
 
-    return _env.get_template("receipt.html").render(
+    return TEMPLATES.get_template("receipt.html").render(
         lang=lang,
         t=TEXT[lang],
         purpose=word(core.purpose),

@@ -27,12 +27,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
 from crypto.consent import ConsentRecord
 from server.consent_documents import HELSINKI, LANGUAGES, WORDS
 from server.db.tables import AuditEvent, ConsentVersion, Disclosure, Thread
 from server.repositories.threads import StoredMessage
+from server.templates import TEMPLATES
 
 Json = dict[str, Any]
 REPORT = "right-to-know"
@@ -48,8 +47,6 @@ _REF = re.compile(r"^([0-9a-f]{32})v([0-9]{1,9})$")  # a consent version: <id he
 _INT = re.compile(r"^[0-9]{1,18}$")
 _RANGE = re.compile(r"^([0-9]{1,18})-([0-9]{1,18})$")
 _DEVICE = re.compile(r"^[0-9a-f]{32}$")  # a device id's first 16 bytes, hex
-
-_env = Environment(loader=PackageLoader("web", "templates"), autoescape=select_autoescape())
 
 
 @dataclass(frozen=True)
@@ -713,7 +710,7 @@ def render_report(report: Json, lang: str) -> str:
             "reference": th["thread"],
         }
 
-    return _env.get_template("right-to-know.html").render(
+    return TEMPLATES.get_template("right-to-know.html").render(
         lang=lang,
         t=t,
         threads=[thread(th) for th in report["threads"]],

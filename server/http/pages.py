@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from server.appkeys import CONFIG, RELEASE, TRANSLOG
@@ -22,9 +21,9 @@ from server.page_text import (
     LOGIN_PAGE,
     PURPOSE_NAMES,
 )
+from server.templates import TEMPLATES
 
 routes = web.RouteTableDef()
-_env = Environment(loader=PackageLoader("web", "templates"), autoescape=select_autoescape())
 
 
 LANG_COOKIE = "koppi_lang"
@@ -64,7 +63,7 @@ def render(
     if text is not None:
         context.setdefault("title", f"Koppi — {text[lang]['title']}")
     release = request.app[RELEASE]
-    body = _env.get_template(name).render(
+    body = TEMPLATES.get_template(name).render(
         release=release,
         static=release.url,
         sri=release.integrity,
